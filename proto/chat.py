@@ -1,0 +1,43 @@
+"""Chat: a question in, a grounded answer with its sources out."""
+
+from __future__ import annotations
+
+import msgspec
+
+from proto.common import Message
+
+__all__ = ["ChatAnswer", "ChatRequest", "Source"]
+
+
+class ChatRequest(Message, tag="chat.request"):
+    """Ask the assistant; URLs in the prompt are read, documents of `collection` searched."""
+
+    prompt: str
+    collection: str = "default"
+    max_tokens: int = 512
+    use_web: bool = True
+    use_documents: bool = True
+
+
+class Source(msgspec.Struct, kw_only=True, frozen=True):
+    """What an answer cites as [n]: a web page or a passage of a document."""
+
+    n: int
+    kind: str  # "url" | "document"
+    label: str  # the URL, or "file name, page N" / "file name > heading"
+    url: str | None = None
+    document_id: str | None = None
+    chunk_index: int | None = None
+    page: int | None = None
+    score: float | None = None
+    snippet: str = ""
+
+
+class ChatAnswer(Message, tag="chat.answer"):
+    """The answer, its numbered sources and the model that wrote it."""
+
+    id: str
+    answer: str
+    sources: list[Source] = msgspec.field(default_factory=list)
+    model: str = ""
+    context_errors: list[str] = msgspec.field(default_factory=list)

@@ -1,0 +1,102 @@
+"""Generation (streamed), embeddings and images: the inference service's bus API.
+
+A generation is a request-reply that is acknowledged at once with
+`GenerateAccepted`; the text then arrives on `stream_subject(request_id)` as
+`TokenChunk` messages with increasing `seq`, ended by one `GenerateResult` or
+one `ErrorReply`.
+"""
+
+from __future__ import annotations
+
+from proto.common import Message
+
+__all__ = [
+    "CancelGenerate",
+    "EmbedReply",
+    "EmbedRequest",
+    "GenerateAccepted",
+    "GenerateRequest",
+    "GenerateResult",
+    "ImageReply",
+    "ImageRequest",
+    "StreamEvent",
+    "TokenChunk",
+]
+
+
+class GenerateRequest(Message, tag="generate.request"):
+    """Generate an answer to `prompt`, streaming chunks to `stream_subject`."""
+
+    request_id: str
+    prompt: str
+    stream_subject: str
+    max_tokens: int = 512
+    timeout_ms: int = 30_000
+    priority: str = "interactive"  # interactive | batch: batch work never delays chat
+
+
+class GenerateAccepted(Message, tag="generate.accepted"):
+    """The generation started; chunks follow on the stream subject."""
+
+    request_id: str
+    model: str
+
+
+class TokenChunk(Message, tag="token"):
+    """One piece of streamed text; `seq` counts from 0 without gaps."""
+
+    request_id: str
+    seq: int
+    text: str
+
+
+class GenerateResult(Message, tag="generate.result"):
+    """The end of a stream: the whole answer and how it went."""
+
+    request_id: str
+    answer: str
+    tokens: int
+    model: str
+    first_token_ms: float
+    total_ms: float
+
+
+class CancelGenerate(Message, tag="generate.cancel"):
+    """Stop a generation (the client went away)."""
+
+    request_id: str
+
+
+class EmbedRequest(Message, tag="embed.request"):
+    """Embed a batch of texts."""
+
+    texts: list[str]
+    timeout_ms: int = 10_000
+
+
+class EmbedReply(Message, tag="embed.reply"):
+    """One normalised vector per input text, in order."""
+
+    vectors: list[list[float]]
+    model: str
+    dimensions: int
+
+
+class ImageRequest(Message, tag="image.request"):
+    """Render an image for a prompt."""
+
+    prompt: str
+    width: int = 256
+    height: int = 256
+    timeout_ms: int = 30_000
+
+
+class ImageReply(Message, tag="image.reply"):
+    """PNG bytes (base64 in JSON)."""
+
+    png: bytes
+    model: str
+
+
+# What a stream subscriber decodes: chunks, then one result or one error.
+StreamEvent = TokenChunk | GenerateResult  # an ErrorReply may also end a stream

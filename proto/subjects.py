@@ -1,0 +1,65 @@
+"""Every NATS subject, stream, bucket and queue group name, defined once.
+
+A subject is a public API: other systems join the bus by publishing and
+subscribing to these names, so renaming one is a breaking change.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CHAT",
+    "DOCUMENTS_BUCKET",
+    "DOCUMENTS_OBJECTS",
+    "EMBED",
+    "GENERATE",
+    "GENERATE_CANCEL",
+    "IMAGE",
+    "INGEST",
+    "INGEST_DEAD_LETTER",
+    "INGEST_STREAM",
+    "RETRIEVE",
+    "SCRAPE",
+    "SCRAPE_CACHE_BUCKET",
+    "SEARCH",
+    "SERVICES",
+    "DOCUMENT_DELETE",
+    "health_subject",
+    "stream_subject",
+]
+
+# Request-reply subjects (core NATS, one queue group per service).
+SCRAPE = "scrape"  # ScrapeRequest -> ScrapeReply | ErrorReply
+RETRIEVE = "retrieve"  # RetrieveRequest -> RetrieveReply | ErrorReply
+SEARCH = RETRIEVE  # the document search API uses the same retrieval subject
+GENERATE = "inference.generate"  # GenerateRequest -> GenerateAccepted | ErrorReply, then a stream
+GENERATE_CANCEL = "inference.cancel"  # CancelGenerate, fan-out to every inference replica
+EMBED = "inference.embed"  # EmbedRequest -> EmbedReply | ErrorReply
+IMAGE = "inference.image"  # ImageRequest -> ImageReply | ErrorReply
+CHAT = "chat.request"  # ChatRequest -> ChatAnswer | ErrorReply (the gateway's chat, on the bus)
+DOCUMENT_DELETE = "rag.document.delete"  # DeleteDocument -> DocumentDeleted | ErrorReply
+
+# Per-request token streams: inference publishes TokenChunk..., then GenerateResult or ErrorReply.
+_STREAM_PREFIX = "inference.stream."
+
+# Health: each service answers HealthRequest on health.<service>.
+_HEALTH_PREFIX = "health."
+SERVICES = ("scraper", "rag", "inference")  # what the gateway's /readyz asks
+
+# JetStream: durable ingestion of uploaded documents.
+INGEST_STREAM = "RAG_INGEST"
+INGEST = "rag.ingest"  # IngestDocument, durable
+INGEST_DEAD_LETTER = "rag.ingest.dead"  # IngestDocument that failed max_deliver times
+DOCUMENTS_OBJECTS = "documents"  # object store bucket: raw uploads
+DOCUMENTS_BUCKET = "document-state"  # key-value bucket: DocumentStatus by document id
+
+SCRAPE_CACHE_BUCKET = "scrape-cache"  # key-value bucket: ScrapedPage by normalised URL
+
+
+def stream_subject(request_id: str) -> str:
+    """The subject a generation's chunks are published on."""
+    return f"{_STREAM_PREFIX}{request_id}"
+
+
+def health_subject(service: str) -> str:
+    """The subject on which `service` answers health requests."""
+    return f"{_HEALTH_PREFIX}{service}"

@@ -1,0 +1,80 @@
+"""A chat from question to grounded answer: context, prompt, streamed generation."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+from faststream.nats import NatsBroker
+
+from proto.chat import ChatAnswer, ChatRequest
+from proto.inference import GenerateResult, TokenChunk
+from runtime.logging import bind_request, get_logger
+from services.gateway.context import gather_context
+from services.gateway.errors import PromptTooLarge
+from services.gateway.generation import stream_generation
+from services.gateway.prompt import build_prompt
+from services.gateway.settings import GatewaySettings
+
+__all__ = ["ChatService"]
+
+_log = get_logger(__name__)
+
+
+class ChatService:
+    """Answers chats; one per gateway process, shared by REST, WebSocket and the bus."""
+
+    def __init__(self, broker: NatsBroker, settings: GatewaySettings) -> None:
+        self._broker = broker
+        self._settings = settings
+
+    async def stream(
+        self, request: ChatRequest, *, request_id: str | None = None
+    ) -> AsyncIterator[TokenChunk | ChatAnswer]:
+        """Yield the answer's chunks as they come, then the whole `ChatAnswer`."""
+        settings = self._settings
+        if len(request.prompt) > settings.max_prompt_chars:
+            raise PromptTooLarge(
+                f"prompt has {len(request.prompt)} characters, the limit is {settings.max_prompt_chars}"
+            )
+        chat_id = request_id or uuid.uuid4().hex
+        with bind_request(chat_id):
+            context = await gather_context(
+                self._broker,
+                request,
+                correlation_id=chat_id,
+                timeout_s=settings.context_timeout_s,
+                retrieve_k=settings.retrieve_k,
+                max_source_chars=settings.max_source_chars,
+            )
+            _log.info("context gathered", sources=len(context.sources), errors=context.errors)
+            prompt = build_prompt(request.prompt, context.prompt_sources)
+            generation = stream_generation(
+                self._broker,
+                request_id=chat_id,
+                prompt=prompt,
+                max_tokens=request.max_tokens,
+                accept_timeout_s=settings.accept_timeout_s,
+                timeout_s=settings.chat_timeout_s,
+            )
+            async with aclosing(generation) as events:
+                async for event in events:
+                    if isinstance(event, GenerateResult):
+                        yield ChatAnswer(
+                            id=chat_id,
+                            answer=event.answer,
+                            sources=context.sources,
+                            model=event.model,
+                            context_errors=context.errors,
+                        )
+                        return
+                    yield event
+
+    async def answer(self, request: ChatRequest, *, request_id: str | None = None) -> ChatAnswer:
+        """The whole answer at once."""
+        async with aclosing(self.stream(request, request_id=request_id)) as events:
+            async for event in events:
+                if isinstance(event, ChatAnswer):
+                    return event
+        raise AssertionError("a chat stream always ends with its answer")

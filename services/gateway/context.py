@@ -1,0 +1,120 @@
+"""Scatter-gather of a chat's context: scraper and rag asked at once, one deadline.
+
+A slow, failed or missing enricher means less context, never a failed chat:
+its failure is reported in `context_errors` and the chat goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TypeVar
+
+from faststream.nats import NatsBroker
+from nats.errors import Error as NatsError
+
+from proto.chat import ChatRequest, Source
+from proto.common import ErrorReply, Message, MessageDecodeError, decode
+from proto.context import RetrieveReply, RetrieveRequest, ScrapeReply, ScrapeRequest
+from proto.subjects import RETRIEVE, SCRAPE
+from runtime.logging import get_logger
+from services.gateway.prompt import PromptSource
+
+__all__ = ["ChatContext", "gather_context"]
+
+_log = get_logger(__name__)
+R = TypeVar("R", bound=Message)
+
+
+class ChatContext:
+    """The numbered sources of a chat and why some enrichers gave nothing."""
+
+    __slots__ = ("errors", "prompt_sources", "sources")
+
+    def __init__(self) -> None:
+        self.sources: list[Source] = []
+        self.prompt_sources: list[PromptSource] = []
+        self.errors: list[str] = []
+
+    def add(self, source: Source, text: str) -> None:
+        self.sources.append(source)
+        self.prompt_sources.append(PromptSource(source.n, source.label, text))
+
+
+async def gather_context(
+    broker: NatsBroker,
+    request: ChatRequest,
+    *,
+    correlation_id: str,
+    timeout_s: float,
+    retrieve_k: int,
+    max_source_chars: int,
+) -> ChatContext:
+    """Ask the enabled enrichers at once and number what comes back within `timeout_s`."""
+    timeout_ms = int(timeout_s * 1000)
+    scrape = ScrapeRequest(prompt=request.prompt, timeout_ms=timeout_ms)
+    retrieve = RetrieveRequest(
+        query=request.prompt, collection=request.collection, k=retrieve_k, timeout_ms=timeout_ms
+    )
+    pages, passages = await asyncio.gather(
+        _ask(broker, SCRAPE, scrape, ScrapeReply, correlation_id, timeout_s, request.use_web),
+        _ask(broker, RETRIEVE, retrieve, RetrieveReply, correlation_id, timeout_s, request.use_documents),
+    )
+    context = ChatContext()
+    for name, reply in (("scraper", pages), ("rag", passages)):
+        if isinstance(reply, str):
+            context.errors.append(f"{name}: {reply}")
+    if isinstance(pages, ScrapeReply):
+        for page in pages.pages:
+            n = len(context.sources) + 1
+            source = Source(n=n, kind="url", label=page.url, url=page.url, snippet=page.text[:300])
+            context.add(source, _clip(f"{page.title or ''}\n{page.text}", max_source_chars))
+        context.errors.extend(f"{e.url}: {e.detail}" for e in pages.errors)
+    if isinstance(passages, RetrieveReply):
+        for passage in passages.passages:
+            n = len(context.sources) + 1
+            where = f", page {passage.page}" if passage.page is not None else ""
+            heading = f" > {' > '.join(passage.heading_path)}" if passage.heading_path else ""
+            source = Source(
+                n=n,
+                kind="document",
+                label=f"{passage.file_name}{where}{heading}",
+                document_id=passage.document_id,
+                chunk_index=passage.chunk_index,
+                page=passage.page,
+                score=passage.score,
+                snippet=passage.text[:300],
+            )
+            context.add(source, _clip(passage.text, max_source_chars))
+    return context
+
+
+async def _ask(
+    broker: NatsBroker,
+    subject: str,
+    message: Message,
+    reply_type: type[R],
+    correlation_id: str,
+    timeout_s: float,
+    enabled: bool,
+) -> R | str | None:
+    """The enricher's reply, or a short reason why there is none (never raises)."""
+    if not enabled:
+        return None
+    try:
+        response = await broker.request(
+            message, subject, correlation_id=correlation_id, timeout=timeout_s
+        )
+        reply: R | ErrorReply = decode(response.body, reply_type | ErrorReply)
+    except (TimeoutError, asyncio.TimeoutError):
+        return "no answer within the deadline"
+    except NatsError as exc:
+        return f"unavailable ({type(exc).__name__})"
+    except MessageDecodeError as exc:
+        return exc.detail
+    if isinstance(reply, ErrorReply):
+        return f"{reply.code}: {reply.detail}"
+    return reply
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0]

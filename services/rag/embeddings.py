@@ -1,0 +1,57 @@
+"""Embeddings over the bus: rag never loads a model, inference (Triton) computes them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from faststream.nats import NatsBroker
+from nats.errors import Error as NatsError
+
+from proto.common import ErrorCode, ErrorReply, MessageDecodeError, decode
+from proto.inference import EmbedReply, EmbedRequest
+from proto.subjects import EMBED
+from runtime.errors import ServiceError
+
+__all__ = ["BusEmbedder", "EmbeddingUnavailable"]
+
+
+class EmbeddingUnavailable(ServiceError):
+    """The inference service could not embed (down, overloaded or erroring)."""
+
+    code = ErrorCode.UNAVAILABLE
+
+
+class BusEmbedder:
+    """Embeds texts through `inference.embed`, in batches sent concurrently."""
+
+    def __init__(
+        self, broker: NatsBroker, *, batch_size: int, timeout_s: float, max_concurrent_batches: int
+    ) -> None:
+        self._broker = broker
+        self._batch_size = batch_size
+        self._timeout_s = timeout_s
+        self._slots = asyncio.Semaphore(max_concurrent_batches)
+
+    async def embed(self, texts: Sequence[str], *, timeout_s: float | None = None) -> list[list[float]]:
+        """One vector per text, in order."""
+        timeout = self._timeout_s if timeout_s is None else timeout_s
+        batches = [list(texts[i : i + self._batch_size]) for i in range(0, len(texts), self._batch_size)]
+        results = await asyncio.gather(*(self._embed_batch(batch, timeout) for batch in batches))
+        return [vector for batch in results for vector in batch]
+
+    async def _embed_batch(self, texts: list[str], timeout_s: float) -> list[list[float]]:
+        async with self._slots:
+            request = EmbedRequest(texts=texts, timeout_ms=int(timeout_s * 1000))
+            try:
+                response = await self._broker.request(request, EMBED, timeout=timeout_s)
+                reply = decode(response.body, EmbedReply | ErrorReply)
+            except (NatsError, TimeoutError) as exc:
+                raise EmbeddingUnavailable(f"inference did not embed ({type(exc).__name__})") from exc
+            except MessageDecodeError as exc:
+                raise EmbeddingUnavailable(exc.detail) from exc
+        if isinstance(reply, ErrorReply):
+            raise EmbeddingUnavailable(f"inference: {reply.detail}")
+        if len(reply.vectors) != len(texts):
+            raise EmbeddingUnavailable("inference returned the wrong number of vectors")
+        return reply.vectors

@@ -1,0 +1,79 @@
+"""Retrieval: embed the query over the bus, then hybrid search in the passage store."""
+
+from __future__ import annotations
+
+import re
+
+from proto.common import ErrorCode
+from proto.context import Passage, RetrieveReply, RetrieveRequest
+from runtime.errors import ServiceError
+from services.rag.embeddings import BusEmbedder
+from services.rag.store import PassageStore, SearchMode
+
+__all__ = ["InvalidRetrieveRequest", "Retriever", "check_collection_name"]
+
+_COLLECTION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class InvalidRetrieveRequest(ServiceError):
+    """A retrieve request with a bad collection, mode or k."""
+
+    code = ErrorCode.BAD_REQUEST
+
+
+def check_collection_name(collection: str) -> None:
+    """Collections are short identifiers: letters, digits, `_` and `-`."""
+    if not _COLLECTION.match(collection):
+        raise InvalidRetrieveRequest(
+            f"invalid collection {collection!r}: use 1-64 letters, digits, '_' or '-'"
+        )
+
+
+class Retriever:
+    """Answers retrieve requests from one passage store."""
+
+    def __init__(self, store: PassageStore, embedder: BusEmbedder, *, k_max: int) -> None:
+        self._store = store
+        self._embedder = embedder
+        self._k_max = k_max
+
+    async def retrieve(self, request: RetrieveRequest) -> RetrieveReply:
+        """The best passages for the query, best first."""
+        check_collection_name(request.collection)
+        if not 1 <= request.k <= self._k_max:
+            raise InvalidRetrieveRequest(f"k must be between 1 and {self._k_max}")
+        try:
+            mode = SearchMode(request.mode)
+        except ValueError:
+            raise InvalidRetrieveRequest(
+                f"unknown mode {request.mode!r}: use hybrid, bm25 or vector"
+            ) from None
+        if not request.query.strip():
+            raise InvalidRetrieveRequest("the query is empty")
+        vector: list[float] = []
+        if mode is not SearchMode.BM25:
+            timeout_s = max(0.1, request.timeout_ms / 1000 * 0.5)
+            vector = (await self._embedder.embed([request.query], timeout_s=timeout_s))[0]
+        found = await self._store.search(
+            request.collection,
+            text=request.query,
+            vector=vector,
+            k=request.k,
+            mode=mode,
+            document_ids=request.document_ids,
+        )
+        passages = [
+            Passage(
+                document_id=hit.document_id,
+                file_name=hit.file_name,
+                chunk_index=hit.index,
+                text=hit.text,
+                score=hit.score,
+                page=hit.page,
+                heading_path=list(hit.heading_path),
+                char_start=hit.char_start,
+                char_end=hit.char_end,
+            )
+            for hit in found
+        ]
+        return RetrieveReply(passages=passages)

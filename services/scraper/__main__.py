@@ -1,0 +1,42 @@
+"""Start the scraper service: `python -m services.scraper`."""
+
+from __future__ import annotations
+
+from htmltext.pool import ExtractorPool
+from proto.subjects import SCRAPE_CACHE_BUCKET
+from runtime.bus import make_broker
+from runtime.logging import configure_logging
+from runtime.service import add_health, run_service
+from runtime.settings import load_settings
+from services.scraper.cache import PageCache
+from services.scraper.fetch import PageFetcher
+from services.scraper.handlers import register_handlers
+from services.scraper.scrape import Scraper
+from services.scraper.settings import ScraperSettings
+
+
+def main() -> None:
+    """Serve `scrape` until SIGINT/SIGTERM."""
+    settings = load_settings(ScraperSettings, "SCRAPER")
+    configure_logging("scraper")
+    broker = make_broker(settings.nats_url, "scraper")
+    fetcher = PageFetcher(settings)
+    extractor = ExtractorPool(workers=settings.extract_workers)
+    scraper = Scraper(settings, fetcher, extractor, cache=None)
+    register_handlers(broker, scraper)
+    add_health(broker, "scraper")
+
+    async def open_resources() -> None:
+        await fetcher.__aenter__()
+        bucket = await broker.key_value(SCRAPE_CACHE_BUCKET, ttl=settings.cache_ttl_s)
+        scraper.use_cache(PageCache(bucket))
+
+    async def close_resources() -> None:
+        await fetcher.close()
+        extractor.close()
+
+    run_service(broker, on_startup=[open_resources], after_stop=[close_resources])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Scraped pages cached in a NATS JetStream key-value bucket, with a TTL.
+
+Keys are the SHA-256 of the normalised URL (KV keys allow only a few
+characters); values are `ScrapedPage` JSON. The bucket's own TTL expires
+entries, so every replica shares one cache and nothing needs sweeping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+from nats.errors import Error as NatsError
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from proto.context import ScrapedPage
+from runtime.logging import get_logger
+
+__all__ = ["PageCache"]
+
+_log = get_logger(__name__)
+
+
+class PageCache:
+    """Get and put pages by normalised URL; a cache failure is a miss, never an error."""
+
+    def __init__(self, bucket: KeyValue) -> None:
+        self._bucket = bucket
+
+    async def get(self, normalised_url: str) -> ScrapedPage | None:
+        """The cached page, or None."""
+        try:
+            entry = await self._bucket.get(_key(normalised_url))
+        except KeyNotFoundError:
+            return None
+        except (NatsError, TimeoutError) as exc:
+            _log.warning("cache read failed", error=str(exc))
+            return None
+        if entry.value is None:
+            return None
+        try:
+            return msgspec.json.decode(entry.value, type=ScrapedPage)
+        except msgspec.DecodeError:
+            return None
+
+    async def put(self, normalised_url: str, page: ScrapedPage) -> None:
+        """Store a page (the bucket's TTL expires it)."""
+        try:
+            await self._bucket.put(_key(normalised_url), msgspec.json.encode(page))
+        except (NatsError, TimeoutError) as exc:
+            _log.warning("cache write failed", error=str(exc))
+
+
+def _key(normalised_url: str) -> str:
+    return hashlib.sha256(normalised_url.encode()).hexdigest()

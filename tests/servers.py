@@ -1,0 +1,155 @@
+"""Real servers for tests: nats-server, and the services as child processes.
+
+Readiness is always probed (a port that accepts, a health subject that
+answers), never assumed after a sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import nats
+
+from proto.common import decode, encode
+from proto.health import HealthReply, HealthRequest
+from proto.subjects import health_subject
+
+__all__ = ["NatsServer", "ServiceProcess", "free_port", "wait_for_port"]
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout_s: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Block until 127.0.0.1:`port` accepts connections (or fail)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)  # polling interval of a readiness probe
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
+
+
+class NatsServer:
+    """A real `nats-server` with JetStream on a free loopback port."""
+
+    def __init__(self, store_dir: Path) -> None:
+        self.port = free_port()
+        self.store_dir = store_dir
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The client URL."""
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start (or restart, keeping its JetStream data) and wait until it accepts clients."""
+        binary = shutil.which("nats-server", path=str(VENV_BIN)) or "nats-server"
+        command = [binary, "--jetstream", "--addr", "127.0.0.1", "--port", str(self.port)]
+        command += ["--store_dir", str(self.store_dir)]
+        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, 10.0, self._process)
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM, then SIGKILL)."""
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+
+class ServiceProcess:
+    """`python -m services.<name>` as a child process with its own environment."""
+
+    def __init__(self, name: str, env: Mapping[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        self.log_path = log_dir / f"{name}.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the process (readiness is awaited separately)."""
+        log = self.log_path.open("ab")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.name}"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        """The running child process."""
+        assert self._process is not None, f"{self.name} is not started"
+        return self._process
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout_s: float = 20.0) -> int:
+        """Signal it and wait; SIGKILL after `timeout_s`. Returns the exit code."""
+        if self._process is None:
+            return 0
+        process, self._process = self._process, None
+        if process.poll() is None:
+            process.send_signal(sig)
+            try:
+                process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        return process.returncode
+
+    def log(self) -> str:
+        """What the service wrote so far (for assertion messages)."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    async def wait_healthy(self, nats_url: str, timeout_s: float = 60.0, *, ready: bool = True) -> None:
+        """Wait until the service answers on its health subject (and, if `ready`, says ready)."""
+        client = await nats.connect(nats_url)
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_s
+            while loop.time() < deadline:
+                if self._process is not None and self._process.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited:\n{self.log()[-3000:]}")
+                try:
+                    message = await client.request(
+                        health_subject(self.name), encode(HealthRequest()), timeout=0.5
+                    )
+                    reply = decode(message.data, HealthReply)
+                    if reply.ready or not ready:
+                        return
+                except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                    pass
+                await asyncio.sleep(0.05)  # polling interval of a readiness probe
+            raise TimeoutError(f"{self.name} not healthy after {timeout_s} s:\n{self.log()[-3000:]}")
+        finally:
+            await client.close()
