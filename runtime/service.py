@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from collections.abc import Awaitable, Callable, Sequence
 
 from faststream import FastStream
@@ -12,7 +13,9 @@ from proto.health import HealthReply, HealthRequest
 from proto.subjects import health_subject
 from runtime.bus import queue_group
 
-__all__ = ["HealthCheck", "add_health", "run_service"]
+__all__ = ["HealthCheck", "Hook", "ServiceParts", "add_health", "run_service"]
+
+Hook = Callable[[], Awaitable[None]]
 
 # Names a dependency and says whether it is ready, e.g. {"triton": True}.
 HealthCheck = Callable[[], Awaitable[dict[str, bool]]]
@@ -27,14 +30,9 @@ def add_health(broker: NatsBroker, service: str, check: HealthCheck | None = Non
         return HealthReply(service=service, ready=all(checks.values()), checks=checks)
 
 
-def run_service(
-    broker: NatsBroker,
-    *,
-    on_startup: Sequence[Callable[[], Awaitable[None]]] = (),
-    before_stop: Sequence[Callable[[], Awaitable[None]]] = (),
-    after_stop: Sequence[Callable[[], Awaitable[None]]] = (),
-) -> None:
-    """Run until SIGINT or SIGTERM, then drain the subscriptions and clean up.
+@dataclass(frozen=True)
+class ServiceParts:
+    """What `run_service` runs: a broker with its handlers, and start/stop hooks.
 
     `on_startup` runs once the broker is connected and before the subscribers
     start, so handlers find what they need (buckets, pools). `before_stop` runs
@@ -42,15 +40,33 @@ def run_service(
     `after_stop` runs after the broker drained, so no handler is cut off.
     """
 
-    async def connect_then_start() -> None:
-        await broker.connect()
-        for hook in on_startup:
-            await hook()
+    broker: NatsBroker
+    on_startup: Sequence[Hook] = ()
+    before_stop: Sequence[Hook] = ()
+    after_stop: Sequence[Hook] = ()
 
-    app = FastStream(
-        broker,
-        on_startup=[connect_then_start],
-        on_shutdown=list(before_stop),
-        after_shutdown=list(after_stop),
-    )
-    asyncio.run(app.run())
+
+def run_service(build: Callable[[], ServiceParts]) -> None:
+    """Build the service inside the event loop, run it until SIGINT or SIGTERM, then drain.
+
+    `build` runs in the loop so that clients bound to a loop at construction
+    (gRPC, aiohttp) are bound to this one.
+    """
+
+    async def main() -> None:
+        parts = build()
+
+        async def connect_then_start() -> None:
+            await parts.broker.connect()
+            for hook in parts.on_startup:
+                await hook()
+
+        app = FastStream(
+            parts.broker,
+            on_startup=[connect_then_start],
+            on_shutdown=list(parts.before_stop),
+            after_shutdown=list(parts.after_stop),
+        )
+        await app.run()
+
+    asyncio.run(main())

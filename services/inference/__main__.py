@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from runtime.bus import make_broker
 from runtime.logging import configure_logging
-from runtime.service import add_health, run_service
+from runtime.service import ServiceParts, add_health, run_service
 from runtime.settings import load_settings
 from services.inference.handlers import Generations, register_handlers
 from services.inference.settings import InferenceSettings
 from services.inference.triton_client import TritonModels
 
 
-def main() -> None:
-    """Serve the inference subjects until SIGINT/SIGTERM."""
-    settings = load_settings(InferenceSettings, "INFERENCE")
-    configure_logging("inference")
+def build(settings: InferenceSettings) -> ServiceParts:
+    """The broker with the inference handlers, and what to close on shutdown."""
     broker = make_broker(settings.nats_url, "inference")
     models = TritonModels(settings)
     generations = Generations(broker, models)
@@ -26,7 +24,14 @@ def main() -> None:
         return {"triton": bool(ready) and all(ready.values()), **checks}
 
     add_health(broker, "inference", triton_checks)
-    run_service(broker, before_stop=[generations.stop_all], after_stop=[models.close])
+    return ServiceParts(broker, before_stop=[generations.stop_all], after_stop=[models.close])
+
+
+def main() -> None:
+    """Serve the inference subjects until SIGINT/SIGTERM."""
+    settings = load_settings(InferenceSettings, "INFERENCE")
+    configure_logging("inference")
+    run_service(lambda: build(settings))
 
 
 if __name__ == "__main__":

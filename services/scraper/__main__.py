@@ -6,7 +6,7 @@ from htmltext.pool import ExtractorPool
 from proto.subjects import SCRAPE_CACHE_BUCKET
 from runtime.bus import make_broker
 from runtime.logging import configure_logging
-from runtime.service import add_health, run_service
+from runtime.service import ServiceParts, add_health, run_service
 from runtime.settings import load_settings
 from services.scraper.cache import PageCache
 from services.scraper.fetch import PageFetcher
@@ -15,10 +15,8 @@ from services.scraper.scrape import Scraper
 from services.scraper.settings import ScraperSettings
 
 
-def main() -> None:
-    """Serve `scrape` until SIGINT/SIGTERM."""
-    settings = load_settings(ScraperSettings, "SCRAPER")
-    configure_logging("scraper")
+def build(settings: ScraperSettings) -> ServiceParts:
+    """The broker with the scrape handler, its resources and their start/stop."""
     broker = make_broker(settings.nats_url, "scraper")
     fetcher = PageFetcher(settings)
     extractor = ExtractorPool(workers=settings.extract_workers)
@@ -35,7 +33,14 @@ def main() -> None:
         await fetcher.close()
         extractor.close()
 
-    run_service(broker, on_startup=[open_resources], after_stop=[close_resources])
+    return ServiceParts(broker, on_startup=[open_resources], after_stop=[close_resources])
+
+
+def main() -> None:
+    """Serve `scrape` until SIGINT/SIGTERM."""
+    settings = load_settings(ScraperSettings, "SCRAPER")
+    configure_logging("scraper")
+    run_service(lambda: build(settings))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,334 @@
+"""Run the real ``tritonserver`` (from ``nvidia-pytriton``) on this machine's CPU.
+
+``LocalTriton`` starts the server on loopback ports with the model repository
+beside this file, waits on its readiness probe and stops it cleanly (SIGTERM,
+grace period, SIGKILL of its process group, removal of its shared-memory
+files).  Measured facts behind each step: ``/work/shared/notes/triton-on-cpu.md``.
+
+As a command (``./dev up`` runs it under honcho)::
+
+    python deploy/triton/local.py --grpc-port 8001 --http-port 8002 \\
+        --metrics-port 8003 --workdir .state/triton
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+__all__ = [
+    "DEFAULT_MODEL_REPOSITORY",
+    "LocalTriton",
+    "TritonLaunchError",
+    "TritonOptions",
+    "main",
+]
+
+DEFAULT_MODEL_REPOSITORY = Path(__file__).resolve().parent / "models"
+_PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+class TritonLaunchError(RuntimeError):
+    """The server could not be started or did not become ready."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TritonOptions:
+    """Where and how to run the server; every default works on a laptop."""
+
+    workdir: Path  # backend links, logs, caches and temp files go here
+    model_repository: Path = DEFAULT_MODEL_REPOSITORY
+    grpc_port: int = 8001
+    http_port: int = 8002
+    metrics_port: int = 8003
+    ready_timeout_s: float = 90.0  # start-up to all models ready (about 6 s measured)
+    ready_poll_s: float = 0.1  # interval between readiness probes
+    probe_timeout_s: float = 1.0  # timeout of one readiness probe
+    stop_grace_s: float = 10.0  # SIGTERM to SIGKILL (SIGTERM waits for open streams)
+    log_to_file: bool = True  # server output to <workdir>/tritonserver.log, else inherited
+    extra_args: tuple[str, ...] = field(default=())  # more tritonserver flags
+
+
+def _site_packages() -> Path:
+    """The venv's site-packages (where nvidia-pytriton lives)."""
+    import pytriton  # type: ignore[import-untyped]
+
+    return Path(pytriton.__file__).resolve().parent.parent
+
+
+class LocalTriton:
+    """One tritonserver process; ``with LocalTriton(options) as server:`` starts it ready."""
+
+    def __init__(self, options: TritonOptions) -> None:
+        self.options = options
+        self.shm_prefix = _new_shm_prefix()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: object | None = None
+
+    @property
+    def grpc_url(self) -> str:
+        """``host:port`` for tritonclient.grpc."""
+        return f"127.0.0.1:{self.options.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        """Base URL of the HTTP endpoint."""
+        return f"http://127.0.0.1:{self.options.http_port}"
+
+    @property
+    def log_path(self) -> Path:
+        """The server's log file (when ``log_to_file``)."""
+        return self.options.workdir / "tritonserver.log"
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    def _backend_directory(self) -> Path:
+        """A backend folder of links: the python backend plus this Python's stub."""
+        server = _site_packages() / "pytriton" / "tritonserver"
+        target = self.options.workdir / "backends" / "python"
+        target.mkdir(parents=True, exist_ok=True)
+        links = {
+            "libtriton_python.so": server / "backends" / "python" / "libtriton_python.so",
+            "triton_python_backend_utils.py": server
+            / "backends"
+            / "python"
+            / "triton_python_backend_utils.py",
+            "triton_python_backend_stub": server
+            / "python_backend_stubs"
+            / _PYTHON_VERSION
+            / "triton_python_backend_stub",
+        }
+        for name, source in links.items():
+            link = target / name
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(source)
+        return target.parent
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        libdir = str(sysconfig.get_config_var("LIBDIR"))
+        libs = [libdir, str(_site_packages() / "nvidia_pytriton.libs")]
+        if env.get("LD_LIBRARY_PATH"):
+            libs.append(env["LD_LIBRARY_PATH"])
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(libs)
+        # The stub runs model.py with the first python3 on PATH: this venv's.
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        env["HF_HUB_OFFLINE"] = "1"
+        env["TRANSFORMERS_OFFLINE"] = "1"
+        env["TORCHINDUCTOR_CACHE_DIR"] = str(self.options.workdir / "torchinductor")
+        env["TMPDIR"] = str(self._temp_dir())
+        return env
+
+    def _temp_dir(self) -> Path:
+        return self.options.workdir / "tmp"
+
+    def command(self) -> list[str]:
+        """The tritonserver command line."""
+        o = self.options
+        binary = _site_packages() / "pytriton" / "tritonserver" / "bin" / "tritonserver"
+        return [
+            str(binary),
+            f"--model-repository={o.model_repository}",
+            f"--backend-directory={self._backend_directory()}",
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
+            "--grpc-address=127.0.0.1",
+            f"--grpc-port={o.grpc_port}",
+            "--http-address=127.0.0.1",
+            f"--http-port={o.http_port}",
+            "--metrics-address=127.0.0.1",
+            f"--metrics-port={o.metrics_port}",
+            "--allow-metrics=true",
+            "--allow-gpu-metrics=false",
+            "--pinned-memory-pool-byte-size=0",
+            "--log-verbose=0",
+            *o.extra_args,
+        ]
+
+    def start(self) -> None:
+        """Start the server in its own session (returns at once; see ``wait_ready``)."""
+        if self.is_running():
+            raise TritonLaunchError("tritonserver is already running")
+        self.options.workdir.mkdir(parents=True, exist_ok=True)
+        self.shm_prefix = _new_shm_prefix()
+        self._temp_dir().mkdir(parents=True, exist_ok=True)
+        command = self.command()
+        output: int | object = subprocess.DEVNULL
+        if self.options.log_to_file:
+            self._log = output = self.log_path.open("ab")
+        self._process = subprocess.Popen(
+            command,
+            env=self._environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=output if self.options.log_to_file else None,  # type: ignore[arg-type]
+            stderr=subprocess.STDOUT if self.options.log_to_file else None,
+            start_new_session=True,
+        )
+
+    def is_running(self) -> bool:
+        """True while the server process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def is_ready(self) -> bool:
+        """One readiness probe: HTTP ``/v2/health/ready`` answers 200."""
+        try:
+            with urllib.request.urlopen(  # noqa: S310 - loopback URL we built
+                f"{self.http_url}/v2/health/ready", timeout=self.options.probe_timeout_s
+            ) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            return False
+
+    def wait_ready(self, timeout_s: float | None = None, abort: threading.Event | None = None) -> bool:
+        """Poll readiness until ready (True) or ``abort`` is set (False).
+
+        Raises ``TritonLaunchError`` when the server exits or the timeout passes.
+        """
+        limit = timeout_s if timeout_s is not None else self.options.ready_timeout_s
+        deadline = time.monotonic() + limit
+        abort = abort or threading.Event()
+        while time.monotonic() < deadline:
+            if not self.is_running():
+                code = self._process.returncode if self._process is not None else None
+                raise TritonLaunchError(f"tritonserver exited with {code}; see its log ({self.log_path})")
+            if self.is_ready():
+                return True
+            if abort.wait(self.options.ready_poll_s):  # the poll interval of a readiness probe
+                return False
+        raise TritonLaunchError(f"tritonserver not ready after {limit}s; see its log ({self.log_path})")
+
+    def stop(self, grace_s: float | None = None) -> None:
+        """SIGTERM, wait ``grace_s`` (0: kill at once), SIGKILL the group, remove shm files."""
+        process = self._process
+        grace = self.options.stop_grace_s if grace_s is None else grace_s
+        if process is not None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
+            # Python-backend stubs live in the group; kill whatever is left of it.
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait()
+            self._process = None
+        self._remove_leftovers()
+        if self._log is not None:
+            self._log.close()  # type: ignore[attr-defined]
+            self._log = None
+
+    def _remove_leftovers(self) -> None:
+        for shm in Path("/dev/shm").glob(f"{self.shm_prefix}*"):
+            shm.unlink(missing_ok=True)
+        temp = self._temp_dir()
+        if temp.is_dir():
+            for entry in temp.glob("python_env_*"):
+                _remove_tree(entry)
+
+    def wait(self) -> int:
+        """Block until the server exits; return its exit code."""
+        if self._process is None:
+            raise TritonLaunchError("tritonserver was not started")
+        return self._process.wait()
+
+    def __enter__(self) -> LocalTriton:
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _new_shm_prefix() -> str:
+    """A shared-memory prefix of our own, so that servers can run side by side."""
+    return f"triton_{uuid.uuid4().hex[:12]}_"
+
+
+def _remove_tree(path: Path) -> None:
+    """Remove a folder tree, ignoring files that vanish meanwhile."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _parse_args(argv: list[str] | None) -> TritonOptions:
+    parser = argparse.ArgumentParser(description="Run tritonserver on CPU with the local model repository.")
+    parser.add_argument("--grpc-port", type=int, default=8001)
+    parser.add_argument("--http-port", type=int, default=8002)
+    parser.add_argument("--metrics-port", type=int, default=8003)
+    parser.add_argument("--workdir", type=Path, default=Path(".state/triton"))
+    parser.add_argument("--model-repository", type=Path, default=DEFAULT_MODEL_REPOSITORY)
+    parser.add_argument("--ready-timeout", type=float, default=90.0, help="seconds to wait for readiness")
+    parser.add_argument("--stop-grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL")
+    args = parser.parse_args(argv)
+    return TritonOptions(
+        workdir=args.workdir.resolve(),
+        model_repository=args.model_repository.resolve(),
+        grpc_port=args.grpc_port,
+        http_port=args.http_port,
+        metrics_port=args.metrics_port,
+        ready_timeout_s=args.ready_timeout,
+        stop_grace_s=args.stop_grace,
+        log_to_file=False,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the server in the foreground until SIGINT/SIGTERM or until it dies."""
+    server = LocalTriton(_parse_args(argv))
+    stop_requested = threading.Event()
+
+    def _request_stop(signum: int, _frame: object) -> None:
+        stop_requested.set()
+
+    signal.signal(signal.SIGINT, _request_stop)
+    signal.signal(signal.SIGTERM, _request_stop)
+    server.start()
+    try:
+        if server.wait_ready(abort=stop_requested):
+            print(f"tritonserver ready: grpc {server.grpc_url}, http {server.http_url}", flush=True)
+        while not stop_requested.is_set() and server.is_running():
+            stop_requested.wait(timeout=0.5)  # wakes on a signal or to check the child
+    except TritonLaunchError as error:
+        print(f"tritonserver failed: {error}", file=sys.stderr, flush=True)
+        server.stop()
+        return 1
+    died = not stop_requested.is_set()
+    server.stop()
+    if died:
+        print("tritonserver exited unexpectedly", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Documents: durable ingestion of uploads, their state, and deletion.
+
+An upload's bytes go to the `DOCUMENTS_OBJECTS` object store under
+`object_name`; then an `IngestDocument` is published to the durable
+`INGEST` subject with `Nats-Msg-Id` = `document_id`, so a repeated upload is
+deduplicated. rag keeps each document's `DocumentStatus` in the
+`DOCUMENTS_BUCKET` key-value bucket, keyed by `document_id`.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+
+from proto.common import Message
+
+__all__ = [
+    "DeleteDocument",
+    "DocumentDeleted",
+    "DocumentState",
+    "DocumentStatus",
+    "IngestDocument",
+    "document_id_for",
+]
+
+
+class DocumentState(enum.StrEnum):
+    """Where a document is in its life."""
+
+    QUEUED = "queued"  # stored and waiting for rag to ingest it
+    INGESTING = "ingesting"  # rag is parsing, chunking, embedding and storing it
+    READY = "ready"  # its chunks are searchable
+    FAILED = "failed"  # it could not be ingested; `reason` says why
+
+
+def document_id_for(collection: str, sha256: str) -> str:
+    """The id of a file's content in a collection: the same file twice is one document."""
+    return hashlib.sha256(f"{collection}\n{sha256}".encode()).hexdigest()[:32]
+
+
+class IngestDocument(Message, tag="ingest.document"):
+    """Ask rag to ingest an uploaded file (a durable JetStream message)."""
+
+    document_id: str
+    collection: str
+    file_name: str
+    content_type: str
+    object_name: str
+    sha256: str
+    size: int
+
+
+class DocumentStatus(Message, tag="document.status"):
+    """A document's state, as kept in the key-value bucket."""
+
+    document_id: str
+    collection: str
+    file_name: str
+    content_type: str
+    size: int
+    sha256: str
+    state: DocumentState
+    reason: str = ""
+    chunks: int = 0
+    attempts: int = 0
+    created_at: float = 0.0  # Unix time
+    updated_at: float = 0.0
+
+
+class DeleteDocument(Message, tag="document.delete"):
+    """Remove a document: its chunks, its object and its state."""
+
+    document_id: str
+    collection: str
+
+
+class DocumentDeleted(Message, tag="document.deleted"):
+    """What a delete removed."""
+
+    document_id: str
+    chunks_removed: int

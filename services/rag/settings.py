@@ -1,0 +1,31 @@
+"""Settings of the rag service: store location, limits and chunking, with laptop defaults.
+
+The runtime loads them from environment variables named ``RAG_<FIELD_UPPERCASE>``.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+__all__ = ["RagSettings"]
+
+
+class RagSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Configuration of parsing, chunking, the passage store and retrieval."""
+
+    data_dir: str = ".state/rag"  # LanceDB folder of the embedded store (used when weaviate_url is empty)
+    store_timeout_s: float = 10.0  # longest one LanceDB query may run
+    weaviate_url: str = ""  # e.g. http://weaviate:8080; set it to use Weaviate instead of LanceDB
+    weaviate_grpc_port: int = 50051  # Weaviate's gRPC port on the same host as weaviate_url
+    weaviate_api_key: str = ""  # API key sent to Weaviate; empty means anonymous access
+    weaviate_collection: str = "RagChunk"  # Weaviate collection holding chunks, one tenant per rag collection
+    weaviate_timeout_s: float = 10.0  # per-request timeout of Weaviate queries and writes
+    weaviate_alpha: float = 0.5  # hybrid weight in Weaviate: 0 = BM25 only, 1 = vector only
+    max_file_bytes: int = 20_000_000  # uploads larger than this are refused before parsing
+    max_pdf_pages: int = 500  # PDFs with more pages are refused
+    chunk_max_tokens: int = 200  # word pieces per chunk (all-MiniLM-L6-v2 reads at most 256)
+    chunk_overlap_tokens: int = 40  # word pieces repeated between consecutive chunks of a section
+    parse_workers: int = 1  # processes parsing documents (CPU-bound)
+    retrieve_k_max: int = 50  # most passages one retrieve request may ask for
+    candidate_factor: int = 4  # hybrid fetches k * this from each of BM25 and vector before fusion
+    nats_url: str = "nats://127.0.0.1:4222"  # the bus

@@ -1,0 +1,290 @@
+"""The embedded passage store: LanceDB (async API) in a local folder.
+
+One table per collection, named after it. Why not one table with a
+`collection` column: isolation holds by construction (no query can forget
+the filter), BM25 statistics are per collection (another user's documents
+do not change your scores), and dropping a collection is dropping a table.
+Collection names are validated identifiers, so they are safe as table names.
+
+Each table has a full-text (BM25) index on `text`, built when the table is
+created; rows added later are still searched (LanceDB scans unindexed rows),
+and `optimize()` folds them into the index. Vector search is exact cosine,
+fine up to ~100k chunks per collection (see notes/libraries-measured.md).
+Hybrid search runs BM25 and vector queries concurrently and fuses them with
+reciprocal rank fusion (`fusion.py`). Filters are built with LanceDB's
+expression API (`lancedb.expr`), never by pasting values into SQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from services.rag.errors import StoreError
+from services.rag.store.base import Passage, SearchMode, StoredChunk, validate_collection
+from services.rag.store.fusion import reciprocal_rank_fusion
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from lancedb.db import AsyncConnection
+    from lancedb.expr import Expr
+    from lancedb.table import AsyncTable
+
+__all__ = ["LanceStore"]
+
+_PASSAGE_COLUMNS = [
+    "chunk_id",
+    "document_id",
+    "file_name",
+    "index",
+    "text",
+    "page",
+    "heading_path",
+    "char_start",
+    "char_end",
+]
+
+
+def _schema(dimension: int) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("chunk_id", pa.string(), nullable=False),
+            pa.field("document_id", pa.string(), nullable=False),
+            pa.field("file_name", pa.string()),
+            pa.field("index", pa.int32()),
+            pa.field("text", pa.string()),
+            pa.field("page", pa.int32()),
+            pa.field("heading_path", pa.list_(pa.string())),
+            pa.field("char_start", pa.int64()),
+            pa.field("char_end", pa.int64()),
+            pa.field("vector", pa.list_(pa.float32(), dimension)),
+        ]
+    )
+
+
+class LanceStore:
+    """`PassageStore` on an embedded LanceDB folder, shared safely with other processes."""
+
+    def __init__(self, data_dir: str, *, timeout_s: float = 10.0, candidate_factor: int = 4) -> None:
+        self._data_dir = data_dir
+        self._timeout = timedelta(seconds=timeout_s)
+        self._candidate_factor = candidate_factor
+        self._db: AsyncConnection | None = None
+        self._tables: dict[str, AsyncTable] = {}
+        self._lock = asyncio.Lock()  # serialises connecting and table creation in this process
+
+    async def upsert(self, chunks: Sequence[StoredChunk]) -> None:
+        """Insert or replace chunks by `chunk_id`, one merge per collection."""
+        by_collection: dict[str, dict[str, StoredChunk]] = {}
+        for chunk in chunks:
+            by_collection.setdefault(validate_collection(chunk.collection), {})[chunk.chunk_id] = chunk
+        for collection, unique in by_collection.items():
+            rows = list(unique.values())
+            dimension = len(rows[0].vector)
+            if any(len(row.vector) != dimension for row in rows):
+                raise StoreError("chunks of one upsert have vectors of different lengths")
+            table = await self._open_or_create(collection, dimension)
+            data = pa.Table.from_pylist([_row(row) for row in rows], schema=_schema(dimension))
+            try:
+                await (
+                    table.merge_insert("chunk_id")
+                    .when_matched_update_all()
+                    .when_not_matched_insert_all()
+                    .execute(data)
+                )
+            except (OSError, RuntimeError, ValueError) as exc:
+                raise StoreError(f"upsert into collection {collection!r} failed: {exc}") from exc
+
+    async def delete_document(self, collection: str, document_id: str) -> int:
+        """Delete a document's chunks; return how many there were."""
+        from lancedb.expr import col, lit
+
+        table = await self._open(validate_collection(collection))
+        if table is None:
+            return 0
+        try:
+            result = await table.delete(col("document_id") == lit(document_id))
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise StoreError(f"removing document chunks in collection {collection!r} failed: {exc}") from exc
+        # `num_deleted_rows` is missing from LanceDB's type stubs, present at run time.
+        return int(getattr(result, "num_deleted_rows"))  # noqa: B009
+
+    async def count(self, collection: str, document_id: str | None = None) -> int:
+        """Chunks in a collection, or in one of its documents."""
+        from lancedb.expr import col, lit
+
+        table = await self._open(validate_collection(collection))
+        if table is None:
+            return 0
+        where = None if document_id is None else (col("document_id") == lit(document_id)).to_sql()
+        try:
+            return await table.count_rows(where)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise StoreError(f"count in collection {collection!r} failed: {exc}") from exc
+
+    async def search(
+        self,
+        collection: str,
+        *,
+        text: str,
+        vector: Sequence[float],
+        k: int,
+        mode: SearchMode = SearchMode.HYBRID,
+        document_ids: Sequence[str] | None = None,
+    ) -> list[Passage]:
+        """The `k` best passages: BM25 score, cosine similarity, or RRF score (hybrid)."""
+        from lancedb.expr import col
+
+        table = await self._open(validate_collection(collection))
+        if table is None or k < 1 or (document_ids is not None and not document_ids):
+            return []
+        where = None if document_ids is None else col("document_id").isin(list(document_ids))
+        try:
+            if mode is SearchMode.BM25:
+                return await self._keyword(table, text, k, where)
+            if mode is SearchMode.VECTOR:
+                return await self._nearest(table, vector, k, where)
+            pool = k * self._candidate_factor
+            keyword, nearest = await asyncio.gather(
+                self._keyword(table, text, pool, where), self._nearest(table, vector, pool, where)
+            )
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise StoreError(f"search in collection {collection!r} failed: {exc}") from exc
+        passages = {p.chunk_id: p for p in (*nearest, *keyword)}
+        fused = reciprocal_rank_fusion([[p.chunk_id for p in keyword], [p.chunk_id for p in nearest]])
+        return [_with_score(passages[chunk_id], score) for chunk_id, score in fused[:k]]
+
+    async def drop_collection(self, collection: str) -> None:
+        """Drop the collection's table."""
+        name = validate_collection(collection)
+        async with self._lock:
+            self._tables.pop(name, None)
+            db = await self._connect()
+            try:
+                await db.drop_table(name, ignore_missing=True)
+            except (OSError, RuntimeError, ValueError) as exc:
+                raise StoreError(f"dropping collection {collection!r} failed: {exc}") from exc
+
+    async def optimize(self) -> None:
+        """Compact every table and fold newly added rows into its indexes (run it periodically)."""
+        db = await self._connect()
+        for name in (await db.list_tables()).tables:
+            table = await self._open(name)
+            if table is not None:
+                await table.optimize()
+
+    async def close(self) -> None:
+        """Drop table handles and close the connection."""
+        self._tables.clear()
+        if self._db is not None:
+            self._db.close()  # type: ignore[no-untyped-call]
+            self._db = None
+
+    async def _keyword(self, table: AsyncTable, text: str, limit: int, where: Expr | None) -> list[Passage]:
+        if not text.strip():
+            return []
+        query = table.query().nearest_to_text(text).select([*_PASSAGE_COLUMNS, "_score"]).limit(limit)
+        if where is not None:
+            query = query.where(where)
+        rows = await query.to_list(timeout=self._timeout)
+        return [_passage(row, float(row["_score"])) for row in rows]
+
+    async def _nearest(
+        self, table: AsyncTable, vector: Sequence[float], limit: int, where: Expr | None
+    ) -> list[Passage]:
+        if not vector:
+            return []
+        query = (
+            table.query()
+            .nearest_to(list(vector))
+            .distance_type("cosine")
+            .select([*_PASSAGE_COLUMNS, "_distance"])
+            .limit(limit)
+        )
+        if where is not None:
+            query = query.where(where)
+        rows = await query.to_list(timeout=self._timeout)
+        return [_passage(row, 1.0 - float(row["_distance"])) for row in rows]
+
+    async def _connect(self) -> AsyncConnection:
+        if self._db is None:
+            import lancedb
+
+            # interval 0: every read checks for other processes' writes (an ingest
+            # worker writes while retrieve workers read).
+            self._db = await lancedb.connect_async(self._data_dir, read_consistency_interval=timedelta(0))
+        return self._db
+
+    async def _open(self, name: str) -> AsyncTable | None:
+        """The collection's table, or None if nothing was ever stored in it."""
+        if name in self._tables:
+            return self._tables[name]
+        async with self._lock:
+            db = await self._connect()
+            try:
+                table = await db.open_table(name)
+            except ValueError:  # LanceDB's "Table 'x' was not found"
+                return None
+            self._tables[name] = table
+            return table
+
+    async def _open_or_create(self, name: str, dimension: int) -> AsyncTable:
+        """The collection's table, created with its FTS index if missing."""
+        table = await self._open(name)
+        if table is not None:
+            return table
+        async with self._lock:
+            table = await self._create_table(await self._connect(), name, dimension)
+            self._tables[name] = table
+            return table
+
+    async def _create_table(self, db: AsyncConnection, name: str, dimension: int) -> AsyncTable:
+        from lancedb.index import FTS
+
+        try:
+            table = await db.create_table(name, schema=_schema(dimension), exist_ok=True)
+            if not any(index.index_type == "FTS" for index in await table.list_indices()):
+                await table.create_index("text", config=FTS())
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise StoreError(f"could not create the table of collection {name!r}: {exc}") from exc
+        return table
+
+
+def _row(chunk: StoredChunk) -> dict[str, Any]:
+    return {
+        "chunk_id": chunk.chunk_id,
+        "document_id": chunk.document_id,
+        "file_name": chunk.file_name,
+        "index": chunk.index,
+        "text": chunk.text,
+        "page": chunk.page,
+        "heading_path": list(chunk.heading_path),
+        "char_start": chunk.char_start,
+        "char_end": chunk.char_end,
+        "vector": chunk.vector,
+    }
+
+
+def _passage(row: dict[str, Any], score: float) -> Passage:
+    return Passage(
+        chunk_id=row["chunk_id"],
+        document_id=row["document_id"],
+        file_name=row["file_name"],
+        index=row["index"],
+        text=row["text"],
+        page=row["page"],
+        heading_path=tuple(row["heading_path"] or ()),
+        char_start=row["char_start"],
+        char_end=row["char_end"],
+        score=score,
+    )
+
+
+def _with_score(passage: Passage, score: float) -> Passage:
+    import msgspec
+
+    return msgspec.structs.replace(passage, score=score)

@@ -1,0 +1,324 @@
+"""Fetch web pages for the scraper: bounded, deadline-bound, SSRF-guarded, decoded to text.
+
+One :class:`PageFetcher` per process owns one aiohttp session. Redirects are followed by
+hand so that every hop goes through the SSRF guard and robots.txt again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
+
+import aiohttp
+import msgspec
+from yarl import URL
+
+from services.scraper.charset import decode_body
+from services.scraper.errors import (
+    BodyTooLarge,
+    ConnectFailed,
+    DnsFailed,
+    FetchError,
+    FetchRefused,
+    FetchTimeout,
+    HttpStatusError,
+    InvalidUrl,
+    RobotsDisallowed,
+    TooManyRedirects,
+    UnsupportedContentType,
+)
+from services.scraper.robots import RobotsCache, RobotsFile
+from services.scraper.ssrf import AddressPolicy, GuardedResolver, HostRefused, literal_host_refusal
+from services.scraper.urls import normalise_url
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from types import TracebackType
+
+    from services.scraper.settings import ScraperSettings
+
+__all__ = ["SUPPORTED_CONTENT_TYPES", "FetchedPage", "PageFetcher"]
+
+SUPPORTED_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/plain"})
+_MARKUP_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
+_CHUNK_BYTES = 64 * 1024
+_ACCEPT = "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.1"
+
+
+class FetchedPage(msgspec.Struct, frozen=True):
+    """A fetched and decoded page."""
+
+    url: str  # as requested
+    final_url: str  # after redirects
+    status: int
+    content_type: str  # e.g. "text/html"
+    text: str  # decoded body
+
+
+class _HostSlots:
+    """A semaphore per host, dropped when nobody uses it (no unbounded growth)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._slots: dict[str, tuple[asyncio.Semaphore, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, host: str) -> AsyncIterator[None]:
+        semaphore, users = self._slots.get(host) or (asyncio.Semaphore(self._size), 0)
+        self._slots[host] = (semaphore, users + 1)
+        try:
+            async with semaphore:
+                yield
+        finally:
+            semaphore, users = self._slots[host]
+            if users <= 1:
+                del self._slots[host]
+            else:
+                self._slots[host] = (semaphore, users - 1)
+
+
+class _Retry(Exception):
+    """Internal: the attempt failed transiently; wait ``delay_s`` then try again."""
+
+    def __init__(self, error: FetchError, delay_s: float | None = None) -> None:
+        super().__init__(error.reason)
+        self.error = error
+        self.delay_s = delay_s
+
+
+class PageFetcher:
+    """Fetches pages over one shared aiohttp session; use ``async with`` or call ``close()``."""
+
+    def __init__(self, settings: ScraperSettings) -> None:
+        self._settings = settings
+        self._policy = AddressPolicy.from_allow_list(settings.allow_hosts, enabled=settings.ssrf_guard)
+        self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self._host_slots = _HostSlots(settings.per_host_concurrency)
+        self._robots = RobotsCache(
+            user_agent=settings.user_agent,
+            ttl_s=settings.robots_cache_ttl_s,
+            max_entries=settings.robots_cache_size,
+        )
+        self._request_timeout = aiohttp.ClientTimeout(
+            total=None, connect=settings.connect_timeout_s, sock_read=settings.read_timeout_s
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> PageFetcher:
+        self._open_session()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session and its connections."""
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            settings = self._settings
+            connector = aiohttp.TCPConnector(
+                # With the guard on, every host name resolves through the policy; IP literals
+                # never reach a resolver in aiohttp, so _check_url refuses them first.
+                resolver=GuardedResolver(self._policy) if settings.ssrf_guard else None,
+                limit=settings.max_concurrency,
+                limit_per_host=settings.per_host_concurrency,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers={"User-Agent": settings.user_agent, "Accept": _ACCEPT},
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=False,  # a proxy from the environment would bypass the guard
+            )
+        return self._session
+
+    async def fetch(self, url: str, *, timeout_s: float) -> FetchedPage:
+        """Fetch ``url`` within ``timeout_s`` seconds (capped by ``total_timeout_s``)."""
+        budget_s = min(timeout_s, self._settings.total_timeout_s)
+        deadline = asyncio.get_running_loop().time() + budget_s
+        try:
+            async with asyncio.timeout_at(deadline):
+                async with self._slots:
+                    return await self._fetch_following_redirects(url, deadline)
+        except TimeoutError as exc:
+            raise FetchTimeout(url, f"no complete answer within {budget_s:.3g} s") from exc
+
+    async def _fetch_following_redirects(self, url: str, deadline: float) -> FetchedPage:
+        current = self._check_url(url, url)
+        visited = {normalise_url(str(current))}
+        for _ in range(self._settings.max_redirects + 1):
+            if self._settings.respect_robots and not await self._robots.allowed(current, self._load_robots):
+                raise RobotsDisallowed(url, f"robots.txt of {current.host} disallows {current}")
+            outcome = await self._hop_with_retries(url, current, deadline)
+            if isinstance(outcome, FetchedPage):
+                return outcome
+            current = outcome
+            key = normalise_url(str(current))
+            if key in visited:
+                raise TooManyRedirects(url, f"redirect loop back to {current}")
+            visited.add(key)
+        raise TooManyRedirects(url, f"more than {self._settings.max_redirects} redirects")
+
+    def _check_url(self, requested: str, target: str | URL) -> URL:
+        """Parse an http(s) URL and refuse IP-literal hosts the guard forbids."""
+        try:
+            parsed = target if isinstance(target, URL) else URL(target.strip())
+            host = parsed.raw_host
+        except (ValueError, TypeError) as exc:
+            raise InvalidUrl(requested, f"malformed URL {target!s}: {exc}") from exc
+        if parsed.scheme.lower() not in ("http", "https") or not host:
+            raise InvalidUrl(requested, f"not an absolute http(s) URL: {target!s}")
+        refusal = literal_host_refusal(host, self._policy)
+        if refusal is not None:
+            raise FetchRefused(requested, f"destination refused: {refusal}")
+        return parsed
+
+    async def _hop_with_retries(self, requested: str, url: URL, deadline: float) -> FetchedPage | URL:
+        """One request, retried on transient failures: the page, or where it redirects to."""
+        loop = asyncio.get_running_loop()
+        for attempt in range(self._settings.retries + 1):
+            try:
+                async with self._host_slots.hold(url.raw_host or ""):
+                    return await self._hop(requested, url, final=attempt == self._settings.retries)
+            except _Retry as retry:
+                delay_s = retry.delay_s
+                if delay_s is None:
+                    delay_s = self._settings.retry_backoff_s * 2**attempt
+                if delay_s > self._settings.max_retry_after_s or loop.time() + delay_s >= deadline:
+                    raise retry.error from None
+                await asyncio.sleep(delay_s)
+        raise AssertionError("unreachable: the last attempt never raises _Retry")
+
+    async def _hop(self, requested: str, url: URL, *, final: bool) -> FetchedPage | URL:
+        session = self._open_session()
+        try:
+            async with session.get(url, allow_redirects=False, timeout=self._request_timeout) as response:
+                if response.status in _REDIRECT_STATUSES and "Location" in response.headers:
+                    return self._check_url(requested, url.join(URL(response.headers["Location"])))
+                if response.status in _TRANSIENT_STATUSES and not final:
+                    raise _Retry(_status_error(requested, url, response.status), _retry_after(response))
+                if response.status >= 300:
+                    raise _status_error(requested, url, response.status)
+                return await self._read_page(requested, url, response)
+        except aiohttp.ClientConnectorDNSError as exc:
+            raise DnsFailed(requested, f"cannot resolve {url.host}: {exc.os_error}") from exc
+        except (aiohttp.ClientConnectorSSLError, aiohttp.ClientConnectorCertificateError) as exc:
+            raise ConnectFailed(requested, f"TLS failure with {url.host}: {exc}") from exc
+        except aiohttp.ClientConnectorError as exc:
+            error = ConnectFailed(requested, f"cannot connect to {url.host}:{url.port}: {exc.os_error}")
+            if final:
+                raise error from exc
+            raise _Retry(error) from exc
+        except aiohttp.ConnectionTimeoutError as exc:
+            reason = f"no connection to {url.host} within {self._settings.connect_timeout_s} s"
+            raise FetchTimeout(requested, reason) from exc
+        except aiohttp.SocketTimeoutError as exc:
+            reason = f"{url.host} was silent for {self._settings.read_timeout_s} s"
+            raise FetchTimeout(requested, reason) from exc
+        except aiohttp.InvalidURL as exc:
+            raise InvalidUrl(requested, f"invalid URL {url}: {exc}") from exc
+        except HostRefused as exc:  # raised inside aiohttp by GuardedResolver, before any connect
+            raise FetchRefused(requested, f"destination refused: {exc.reason}") from None
+        except aiohttp.ClientError as exc:
+            raise ConnectFailed(requested, f"{type(exc).__name__} from {url.host}: {exc}") from exc
+
+    async def _read_page(self, requested: str, url: URL, response: aiohttp.ClientResponse) -> FetchedPage:
+        content_type = response.content_type.lower()
+        if content_type not in SUPPORTED_CONTENT_TYPES:
+            raise UnsupportedContentType(requested, f"{url} is {content_type}, not HTML, XHTML or plain text")
+        body = await self._read_capped(requested, response, self._settings.max_body_bytes)
+        text = await asyncio.to_thread(
+            decode_body, body, response.charset, markup=content_type in _MARKUP_TYPES
+        )
+        return FetchedPage(
+            url=requested, final_url=str(url), status=response.status, content_type=content_type, text=text
+        )
+
+    @staticmethod
+    async def _read_capped(requested: str, response: aiohttp.ClientResponse, cap: int) -> bytes:
+        """Read the (decompressed) body as a stream; abandon the connection past ``cap`` bytes."""
+        too_large = BodyTooLarge(requested, f"body larger than {cap} bytes")
+        if response.content_length is not None and response.content_length > cap:
+            response.close()
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
+            size += len(chunk)
+            if size > cap:
+                response.close()
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _load_robots(self, origin: URL) -> RobotsFile:
+        """Fetch a robots.txt (redirects followed and guarded); a failure gives status None.
+
+        The caller's ``asyncio.timeout_at`` bounds the whole load.
+        """
+        current = origin
+        try:
+            for _ in range(self._settings.max_redirects + 1):
+                current = self._check_url(str(origin), current)
+                session = self._open_session()
+                async with (
+                    self._host_slots.hold(current.raw_host or ""),
+                    session.get(current, allow_redirects=False, timeout=self._request_timeout) as response,
+                ):
+                    location = response.headers.get("Location")
+                    if response.status in _REDIRECT_STATUSES and location:
+                        current = current.join(URL(location))
+                        continue
+                    if response.status >= 300:
+                        return RobotsFile(response.status)
+                    body = await _read_head(response, self._settings.robots_max_bytes)
+                    return RobotsFile(response.status, body.decode("utf-8", errors="replace"))
+        except (FetchError, aiohttp.ClientError, ValueError):
+            pass
+        return RobotsFile(None)
+
+
+async def _read_head(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The first ``limit`` bytes of the body; the rest is not read."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
+        chunks.append(chunk[: limit - size])
+        size += len(chunks[-1])
+        if size >= limit:
+            response.close()
+            break
+    return b"".join(chunks)
+
+
+def _status_error(requested: str, url: URL, status: int) -> HttpStatusError:
+    return HttpStatusError(requested, f"{url} answered HTTP {status}", status=status)
+
+
+def _retry_after(response: aiohttp.ClientResponse) -> float | None:
+    """Seconds the server asks us to wait (Retry-After), or None to use the backoff."""
+    header = response.headers.get("Retry-After", "").strip()
+    if not header:
+        return None
+    if header.isdigit():
+        return float(header)
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

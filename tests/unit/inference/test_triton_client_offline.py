@@ -1,0 +1,79 @@
+"""TritonModels without a server: input checks, unreachable Triton, error shape."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+
+from services.inference.errors import (
+    InferenceError,
+    InferenceTimeout,
+    InvalidInferenceRequest,
+    TritonUnavailable,
+    UnknownModel,
+)
+from services.inference.settings import InferenceSettings
+from services.inference.triton_client import GenerationChunk, TritonModels
+from tests.triton_fixture import free_port
+
+
+@pytest.fixture
+async def offline() -> AsyncIterator[TritonModels]:
+    models = TritonModels(InferenceSettings(triton_grpc_url=f"127.0.0.1:{free_port()}", max_embed_texts=3))
+    yield models
+    await models.close()
+
+
+async def test_invalid_requests_fail_before_any_network(offline: TritonModels) -> None:
+    with pytest.raises(InvalidInferenceRequest):
+        await anext(offline.generate(" \n", max_tokens=5, timeout_s=5))
+    with pytest.raises(InvalidInferenceRequest, match="max_tokens"):
+        await anext(offline.generate("hi?", max_tokens=0, timeout_s=5))
+    with pytest.raises(InvalidInferenceRequest, match="longer than"):
+        await anext(offline.generate("x" * 50_000, max_tokens=5, timeout_s=5))
+    with pytest.raises(InvalidInferenceRequest, match="1 to 3 texts"):
+        await offline.embed(["a", "b", "c", "d"], timeout_s=5)
+    with pytest.raises(InvalidInferenceRequest):
+        await offline.embed([], timeout_s=5)
+    with pytest.raises(InvalidInferenceRequest, match="width and height"):
+        await offline.image("a cat", width=4096, height=64, timeout_s=5)
+
+
+async def test_unreachable_triton_is_one_clear_error_within_the_deadline(offline: TritonModels) -> None:
+    assert await offline.ready() == {"generate": False, "embed": False, "image": False}
+    started = time.monotonic()
+    with pytest.raises(TritonUnavailable, match="unreachable") as caught:
+        await offline.embed(["a"], timeout_s=0.8)
+    assert time.monotonic() - started < 2.0
+    assert caught.value.code == "triton_unavailable"
+    with pytest.raises(TritonUnavailable):
+        await anext(offline.generate("hi?", max_tokens=5, timeout_s=0.5))
+    assert (offline.in_flight, offline.queued) == (0, 0)
+    assert offline.model_names == {"generate": "generate", "embed": "embed", "image": "image"}
+
+
+def test_errors_share_one_root_with_detail_and_code() -> None:
+    for kind, code in [
+        (TritonUnavailable, "triton_unavailable"),
+        (InferenceTimeout, "inference_timeout"),
+        (InvalidInferenceRequest, "invalid_request"),
+        (UnknownModel, "unknown_model"),
+    ]:
+        error = kind("why")
+        assert isinstance(error, InferenceError)
+        assert (error.detail, error.code, str(error)) == ("why", code, "why")
+    assert InferenceError("x", "custom").code == "custom"
+
+
+def test_settings_and_chunk_are_plain_structs() -> None:
+    settings = msgspec.convert(
+        {"triton_grpc_url": "triton:8001", "max_in_flight": "8"}, InferenceSettings, strict=False
+    )
+    assert (settings.triton_grpc_url, settings.max_in_flight) == ("triton:8001", 8)
+    assert (
+        msgspec.json.decode(msgspec.json.encode(GenerationChunk("a ", False)), type=GenerationChunk).text
+        == "a "
+    )

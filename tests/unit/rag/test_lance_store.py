@@ -1,0 +1,74 @@
+"""LanceDB specifics beyond the shared conformance suite: other processes, the FTS index."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from services.rag.store import SearchMode
+from services.rag.store.lance import LanceStore
+from tests.contract.store_suite import TOPICS, embed, make_chunks
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[LanceStore]:
+    store = LanceStore(str(tmp_path))
+    yield store
+    await store.close()
+
+
+async def _bm25(store: LanceStore, collection: str, text: str) -> list[str]:
+    found = await store.search(collection, text=text, vector=embed(text), k=10, mode=SearchMode.BM25)
+    return [p.chunk_id for p in found]
+
+
+async def test_rows_added_after_the_fts_index_are_found(store: LanceStore) -> None:
+    await store.upsert(make_chunks("c", "first", TOPICS[:2]))  # creates the table and its index
+    await store.upsert(make_chunks("c", "later", ["Narwhals have a single long spiral tusk."]))
+    assert await _bm25(store, "c", "narwhals tusk") == ["later:0"]
+    await store.optimize()
+    assert await _bm25(store, "c", "narwhals tusk") == ["later:0"]
+    assert await _bm25(store, "c", "lighthouse keeper") == ["first:0"]
+
+
+async def test_writes_of_another_process_are_seen(store: LanceStore, tmp_path: Path) -> None:
+    await store.upsert(make_chunks("shared", "mine", TOPICS[:1]))
+    assert await _bm25(store, "shared", "narwhals") == []  # the handle is open and cached now
+    writer = textwrap.dedent(
+        f"""
+        import asyncio
+        from services.rag.store.lance import LanceStore
+        from tests.contract.store_suite import make_chunks
+
+        async def main():
+            store = LanceStore({str(tmp_path)!r})
+            await store.upsert(make_chunks("shared", "theirs", ["Narwhals have a single long spiral tusk."]))
+            await store.upsert(make_chunks("other", "new", ["A table created by another process."]))
+            await store.close()
+
+        asyncio.run(main())
+        """
+    )
+    subprocess.run([sys.executable, "-c", writer], check=True, timeout=120, cwd=Path.cwd())
+    assert await _bm25(store, "shared", "narwhals") == ["theirs:0"]
+    assert await store.count("shared") == 2
+    assert await store.count("other") == 1
+    assert await store.delete_document("shared", "theirs") == 1
+
+
+async def test_vector_dimension_is_fixed_per_collection(store: LanceStore) -> None:
+    from services.rag.errors import StoreError
+
+    chunk = make_chunks("c", "d", ["text"])[0]
+    await store.upsert([chunk])
+    import msgspec
+
+    with pytest.raises(StoreError):
+        await store.upsert([msgspec.structs.replace(chunk, chunk_id="other", vector=[1.0, 0.0])])
+    with pytest.raises(StoreError):
+        await store.search("c", text="text", vector=[1.0, 0.0], k=1, mode=SearchMode.VECTOR)
