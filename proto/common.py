@@ -21,7 +21,7 @@ SCHEMA_VERSION = 1
 T = TypeVar("T")
 
 
-class Message(msgspec.Struct, kw_only=True, frozen=True, tag_field="type"):
+class Message(msgspec.Struct, kw_only=True, tag_field="type"):
     """Base of every bus message.
 
     Every message carries its `type` tag and a `schema_version`; unknown fields

@@ -24,8 +24,8 @@ from runtime.errors import ServiceError
 from runtime.logging import bind_request, get_logger
 
 if TYPE_CHECKING:
-    from faststream.message import StreamMessage
     from faststream._internal.basic_types import AsyncFuncAny
+    from faststream.message import StreamMessage
 
 __all__ = ["make_broker", "queue_group"]
 

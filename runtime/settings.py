@@ -21,9 +21,7 @@ class SettingsError(ValueError):
         self.detail = detail
 
 
-def load_settings(
-    settings_type: type[S], prefix: str, environ: Mapping[str, str] | None = None
-) -> S:
+def load_settings(settings_type: type[S], prefix: str, environ: Mapping[str, str] | None = None) -> S:
     """Build `settings_type` from `<PREFIX>_<FIELD>` variables; defaults fill the rest.
 
     Tuples and lists are read as comma-separated values; booleans accept

@@ -48,11 +48,11 @@ class ApiKeys:
                 return known[:16]
         return None
 
-    def guard(self, connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+    def guard(self, connection: ASGIConnection, route: BaseRouteHandler) -> None:  # type: ignore[type-arg]
         """Litestar guard: 401 unless the request carries `Authorization: Bearer <key>`."""
         if not self.enabled:
             return
-        scheme, _, key = connection.headers.get("authorization", "").partition(" ")
+        scheme, _sep, key = connection.headers.get("authorization", "").partition(" ")
         key_id = self.key_id(key.strip()) if scheme.lower() == "bearer" else None
         if key_id is None:
             raise NotAuthorizedException(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
 from faststream.nats import NatsBroker
@@ -31,7 +31,7 @@ class ChatService:
 
     async def stream(
         self, request: ChatRequest, *, request_id: str | None = None
-    ) -> AsyncIterator[TokenChunk | ChatAnswer]:
+    ) -> AsyncGenerator[TokenChunk | ChatAnswer, None]:
         """Yield the answer's chunks as they come, then the whole `ChatAnswer`."""
         settings = self._settings
         if len(request.prompt) > settings.max_prompt_chars:

@@ -56,8 +56,16 @@ async def gather_context(
         query=request.prompt, collection=request.collection, k=retrieve_k, timeout_ms=timeout_ms
     )
     pages, passages = await asyncio.gather(
-        _ask(broker, SCRAPE, scrape, ScrapeReply, correlation_id, timeout_s, request.use_web),
-        _ask(broker, RETRIEVE, retrieve, RetrieveReply, correlation_id, timeout_s, request.use_documents),
+        _ask(broker, SCRAPE, scrape, ScrapeReply, correlation_id, timeout_s, enabled=request.use_web),
+        _ask(
+            broker,
+            RETRIEVE,
+            retrieve,
+            RetrieveReply,
+            correlation_id,
+            timeout_s,
+            enabled=request.use_documents,
+        ),
     )
     context = ChatContext()
     for name, reply in (("scraper", pages), ("rag", passages)):
@@ -95,17 +103,16 @@ async def _ask(
     reply_type: type[R],
     correlation_id: str,
     timeout_s: float,
+    *,
     enabled: bool,
 ) -> R | str | None:
     """The enricher's reply, or a short reason why there is none (never raises)."""
     if not enabled:
         return None
     try:
-        response = await broker.request(
-            message, subject, correlation_id=correlation_id, timeout=timeout_s
-        )
+        response = await broker.request(message, subject, correlation_id=correlation_id, timeout=timeout_s)
         reply: R | ErrorReply = decode(response.body, reply_type | ErrorReply)
-    except (TimeoutError, asyncio.TimeoutError):
+    except TimeoutError:
         return "no answer within the deadline"
     except NatsError as exc:
         return f"unavailable ({type(exc).__name__})"

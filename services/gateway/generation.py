@@ -9,7 +9,7 @@ deadline passed) it tells inference to cancel, down to Triton.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from faststream.nats import NatsBroker
 from nats.errors import Error as NatsError
@@ -40,7 +40,7 @@ async def stream_generation(
     max_tokens: int,
     accept_timeout_s: float,
     timeout_s: float,
-) -> AsyncIterator[TokenChunk | GenerateResult]:
+) -> AsyncGenerator[TokenChunk | GenerateResult, None]:
     """Yield the chunks of one generation, then its result; raise a GatewayError on failure."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
@@ -48,7 +48,14 @@ async def stream_generation(
     subscription = await broker.connection.subscribe(subject)
     finished = False
     try:
-        await _start(broker, request_id, prompt, subject, max_tokens, accept_timeout_s, timeout_s)
+        request = GenerateRequest(
+            request_id=request_id,
+            prompt=prompt,
+            stream_subject=subject,
+            max_tokens=max_tokens,
+            timeout_ms=int(timeout_s * 1000),
+        )
+        await _start(broker, request, accept_timeout_s)
         expected_seq = 0
         while True:
             remaining = deadline - loop.time()
@@ -58,7 +65,9 @@ async def stream_generation(
                 message = await subscription.next_msg(timeout=remaining)
             except NatsTimeoutError as exc:
                 raise ChatTimeout(f"no answer within {timeout_s:.0f} s") from exc
-            event = decode(message.data, TokenChunk | GenerateResult | ErrorReply)
+            event: TokenChunk | GenerateResult | ErrorReply = decode(
+                message.data, TokenChunk | GenerateResult | ErrorReply
+            )
             if isinstance(event, ErrorReply):
                 finished = True
                 raise _error_from(event)
@@ -75,27 +84,13 @@ async def stream_generation(
         await _stop_listening(broker, subscription, request_id, finished)
 
 
-async def _start(
-    broker: NatsBroker,
-    request_id: str,
-    prompt: str,
-    subject: str,
-    max_tokens: int,
-    accept_timeout_s: float,
-    timeout_s: float,
-) -> None:
-    request = GenerateRequest(
-        request_id=request_id,
-        prompt=prompt,
-        stream_subject=subject,
-        max_tokens=max_tokens,
-        timeout_ms=int(timeout_s * 1000),
-    )
+async def _start(broker: NatsBroker, request: GenerateRequest, accept_timeout_s: float) -> None:
+    """Ask for the generation; raise unless a replica accepted it."""
     try:
         response = await broker.request(
-            request, GENERATE, correlation_id=request_id, timeout=accept_timeout_s
+            request, GENERATE, correlation_id=request.request_id, timeout=accept_timeout_s
         )
-        accepted = decode(response.body, GenerateAccepted | ErrorReply)
+        accepted: GenerateAccepted | ErrorReply = decode(response.body, GenerateAccepted | ErrorReply)
     except (NatsError, TimeoutError) as exc:
         raise UpstreamUnavailable(f"inference did not answer ({type(exc).__name__})") from exc
     except MessageDecodeError as exc:
@@ -117,9 +112,7 @@ def _error_from(reply: ErrorReply) -> GatewayError:
     return GatewayError(detail, code=reply.code)
 
 
-async def _stop_listening(
-    broker: NatsBroker, subscription: object, request_id: str, finished: bool
-) -> None:
+async def _stop_listening(broker: NatsBroker, subscription: object, request_id: str, finished: bool) -> None:
     # Shielded: this also runs when the client's task is being cancelled.
     async def stop() -> None:
         try:

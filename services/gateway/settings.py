@@ -24,3 +24,17 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     retrieve_k: int = 4  # passages retrieved for a chat
     max_body_bytes: int = 1_000_000  # JSON request bodies (uploads have their own limit)
     log_level: str = "INFO"
+    # Documents and search.
+    max_upload_bytes: int = 20_000_000  # one uploaded file; larger uploads get 413
+    documents_timeout_s: float = 10.0  # storing an upload, reading states, deleting (each bus call)
+    search_timeout_s: float = 5.0  # a POST /v1/search retrieval
+    max_search_k: int = 50  # the most passages one search may ask for
+    list_concurrency: int = 16  # state reads in flight while listing documents
+    # Protection.
+    rate_limit_per_minute: int = 0  # requests per key (or client address) per minute; 0 = off
+    rate_limit_bucket: str = "gateway-rate-limits"  # NATS key-value bucket shared by the replicas
+    rate_limit_max_attempts: int = 50  # compare-and-set retries under contention before a 503
+    cors_origins: tuple[str, ...] = ()  # origins allowed by CORS; empty = CORS off
+    # The OpenAI-compatible API: model names it accepts; the first is the default.
+    models: tuple[str, ...] = ("extractive-cpu",)
+    ws_max_message_bytes: int = 100_000  # one WebSocket message from a client

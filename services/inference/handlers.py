@@ -115,7 +115,9 @@ class Generations:
                 error = ErrorReply(code=ErrorCode.INTERNAL, detail="internal error", service=_SERVICE)
                 await self._send(error, request)
 
-    async def _send(self, message: TokenChunk | GenerateResult | ErrorReply, request: GenerateRequest) -> None:
+    async def _send(
+        self, message: TokenChunk | GenerateResult | ErrorReply, request: GenerateRequest
+    ) -> None:
         await self._broker.publish(message, request.stream_subject, correlation_id=request.request_id)
 
 

@@ -45,7 +45,7 @@ class BusEmbedder:
             request = EmbedRequest(texts=texts, timeout_ms=int(timeout_s * 1000))
             try:
                 response = await self._broker.request(request, EMBED, timeout=timeout_s)
-                reply = decode(response.body, EmbedReply | ErrorReply)
+                reply: EmbedReply | ErrorReply = decode(response.body, EmbedReply | ErrorReply)
             except (NatsError, TimeoutError) as exc:
                 raise EmbeddingUnavailable(f"inference did not embed ({type(exc).__name__})") from exc
             except MessageDecodeError as exc:

@@ -1,25 +1,49 @@
-"""Read every link of a prompt: find, check the cache, fetch, extract, within a deadline."""
+"""Read every link of a request: find, check the cache, fetch, extract, within the caller's deadline.
+
+One deadline covers everything a URL costs (cache read, fetch, extraction in the process
+pool): a URL unfinished at the deadline is reported as a ``timeout`` and its work is
+cancelled, so the reply always leaves before the caller stops waiting. Fan-out is bounded
+by ``max_urls`` per request, the fetcher's global and per-host semaphores and the
+extraction pool's workers.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import msgspec
-
-from htmltext.pool import ExtractorPool
+from htmltext.pool import ExtractionError
+from proto.common import ErrorCode
 from proto.context import ScrapedPage, ScrapeReply, ScrapeRequest, UrlError
+from runtime.errors import ServiceError
 from runtime.logging import get_logger
-from services.scraper.cache import PageCache
-from services.scraper.errors import FetchError
-from services.scraper.fetch import PageFetcher
-from services.scraper.settings import ScraperSettings
+from services.scraper.errors import FetchError, InvalidUrl
 from services.scraper.urls import find_urls, normalise_url
 
-__all__ = ["Scraper"]
+if TYPE_CHECKING:
+    from htmltext.pool import ExtractorPool
+    from services.scraper.cache import PageCache
+    from services.scraper.fetch import PageFetcher
+    from services.scraper.settings import ScraperSettings
+
+__all__ = ["BadScrapeRequest", "Scraper"]
 
 _log = get_logger(__name__)
-# Kept back from the caller's deadline so the reply reaches it in time.
-_REPLY_MARGIN_S = 0.05
+
+
+class BadScrapeRequest(ServiceError):
+    """The request cannot be served as asked (e.g. no time budget at all)."""
+
+    code = ErrorCode.BAD_REQUEST
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """One URL to read: as the caller wrote it, and its cache key."""
+
+    url: str
+    key: str
 
 
 class Scraper:
@@ -30,55 +54,107 @@ class Scraper:
         settings: ScraperSettings,
         fetcher: PageFetcher,
         extractor: ExtractorPool,
-        cache: PageCache | None,
+        cache: PageCache | None = None,
     ) -> None:
         self._settings = settings
         self._fetcher = fetcher
         self._extractor = extractor
         self._cache = cache
+        # Cache writes run after the reply is sent; kept here so they are not collected early.
+        self._cache_writes: set[asyncio.Task[None]] = set()
 
     def use_cache(self, cache: PageCache) -> None:
         """Cache pages from now on (the bucket exists once the bus is connected)."""
         self._cache = cache
 
     async def scrape(self, request: ScrapeRequest) -> ScrapeReply:
-        """Per-URL pages and errors; URLs unfinished at the deadline are reported as timeouts."""
-        urls = request.urls[: self._settings.max_urls] or find_urls(
-            request.prompt, max_urls=self._settings.max_urls
-        )
-        if not urls:
-            return ScrapeReply()
-        budget_s = max(0.0, request.timeout_ms / 1000 - _REPLY_MARGIN_S)
-        outcomes = await asyncio.gather(*(self._read_within(url, budget_s) for url in urls))
-        pages = [o for o in outcomes if isinstance(o, ScrapedPage)]
-        errors = [o for o in outcomes if isinstance(o, UrlError)]
-        _log.info("scraped", pages=len(pages), errors=len(errors))
+        """Per-URL pages and errors; URLs unfinished at the deadline are reported as timeouts.
+
+        Raises BadScrapeRequest when ``timeout_ms`` is not positive.
+        """
+        if request.timeout_ms <= 0:
+            raise BadScrapeRequest(f"timeout_ms must be positive, got {request.timeout_ms}")
+        loop = asyncio.get_running_loop()
+        budget_s = min(request.timeout_ms / 1000, self._settings.total_timeout_s)
+        deadline = loop.time() + max(0.0, budget_s - self._settings.reply_margin_s)
+        targets, errors = self._targets(request)
+        outcomes = await asyncio.gather(*(self._read_by(target, deadline) for target in targets))
+        pages = [outcome for outcome in outcomes if isinstance(outcome, ScrapedPage)]
+        errors += [outcome for outcome in outcomes if isinstance(outcome, UrlError)]
+        _log.info("scraped", pages=len(pages), errors=len(errors), budget_s=round(budget_s, 3))
         return ScrapeReply(pages=pages, errors=errors)
 
-    async def _read_within(self, url: str, budget_s: float) -> ScrapedPage | UrlError:
-        try:
-            async with asyncio.timeout(budget_s):
-                return await self._read(url, budget_s)
-        except TimeoutError:
-            return UrlError(url=url, code="timeout", detail=f"not read within {budget_s:.2f} s")
-        except FetchError as exc:
-            return UrlError(url=url, code=exc.code, detail=exc.reason)
+    def _targets(self, request: ScrapeRequest) -> tuple[list[_Target], list[UrlError]]:
+        """The distinct URLs to read (at most ``max_urls``), and errors for malformed ones."""
+        max_urls = self._settings.max_urls
+        if request.urls:
+            if len(request.urls) > max_urls:
+                _log.info("urls ignored", given=len(request.urls), max_urls=max_urls)
+            candidates = request.urls[:max_urls]
+        else:
+            candidates = find_urls(request.prompt, max_urls=max_urls)
+        targets: list[_Target] = []
+        errors: list[UrlError] = []
+        seen: set[str] = set()
+        for url in candidates:
+            try:
+                key = normalise_url(url)
+            except ValueError as exc:
+                errors.append(UrlError(url=url, code=InvalidUrl.code, detail=str(exc)))
+                continue
+            if key not in seen:
+                seen.add(key)
+                targets.append(_Target(url, key))
+        return targets, errors
 
-    async def _read(self, url: str, budget_s: float) -> ScrapedPage | UrlError:
-        key = normalise_url(url)
-        if self._cache is not None and (cached := await self._cache.get(key)) is not None:
-            return msgspec.structs.replace(cached, url=url, cached=True)
-        fetched = await self._fetcher.fetch(url, timeout_s=budget_s)
+    async def _read_by(self, target: _Target, deadline: float) -> ScrapedPage | UrlError:
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self._read(target, deadline)
+        except TimeoutError:
+            return UrlError(url=target.url, code="timeout", detail="not read before the caller's deadline")
+        except FetchError as exc:
+            return UrlError(url=target.url, code=exc.code, detail=exc.reason)
+        except ExtractionError as exc:
+            _log.warning("extraction failed", url=target.url, detail=exc.detail)
+            return UrlError(url=target.url, code="extraction_failed", detail=exc.detail)
+
+    async def _read(self, target: _Target, deadline: float) -> ScrapedPage | UrlError:
+        cache = self._cache
+        if cache is not None and (cached := await cache.get(target.key)) is not None:
+            return ScrapedPage(
+                url=target.url,
+                final_url=cached.final_url,
+                title=cached.title,
+                text=cached.text,
+                language=cached.language,
+                cached=True,
+            )
+        remaining_s = deadline - asyncio.get_running_loop().time()
+        fetched = await self._fetcher.fetch(target.url, timeout_s=remaining_s)
+        # Cancelling at the deadline drops a page still queued for the pool; one already
+        # being parsed finishes in its worker and is discarded (workers are bounded).
         extracted = await self._extractor.extract(fetched.text, url=fetched.final_url)
         if not extracted.text.strip():
-            return UrlError(url=url, code="no_text", detail="the page has no readable main text")
+            return UrlError(url=target.url, code="no_text", detail="the page has no readable main text")
         page = ScrapedPage(
-            url=url,
+            url=target.url,
             final_url=fetched.final_url,
             title=extracted.title,
             text=extracted.text,
             language=extracted.language,
         )
-        if self._cache is not None:
-            await self._cache.put(key, page)
+        if cache is not None:
+            self._write_later(cache, target.key, page)
         return page
+
+    def _write_later(self, cache: PageCache, key: str, page: ScrapedPage) -> None:
+        """Cache a page without making the caller wait for the write."""
+        task = asyncio.create_task(cache.put(key, page))
+        self._cache_writes.add(task)
+        task.add_done_callback(self._cache_writes.discard)
+
+    async def close(self) -> None:
+        """Let pending cache writes finish (each is bounded by ``cache_timeout_s``)."""
+        if self._cache_writes:
+            await asyncio.gather(*self._cache_writes, return_exceptions=True)

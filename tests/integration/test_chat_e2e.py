@@ -11,8 +11,8 @@ import nats
 import pytest
 from aiohttp import web
 
-from tests.conftest import System
-from tests.servers import ServiceProcess, free_port, wait_for_port
+from deploy.cluster import LocalSystem as System
+from deploy.cluster import ServiceProcess, free_port, wait_for_port
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +82,9 @@ async def test_bad_requests_get_a_clear_4xx(system: System) -> None:
         missing = await client.post("/v1/chat", json={})
         wrong_type = await client.post("/v1/chat", json={"prompt": 42})
         empty = await client.post("/v1/chat", json={"prompt": ""})
-        not_json = await client.post("/v1/chat", content=b"{nope", headers={"content-type": "application/json"})
+        not_json = await client.post(
+            "/v1/chat", content=b"{nope", headers={"content-type": "application/json"}
+        )
         huge = await client.post("/v1/chat", json={"prompt": "x" * 2_000_000})
     for response in (missing, wrong_type, empty, not_json):
         assert response.status_code == 400, response.text
@@ -142,7 +144,9 @@ async def test_api_keys_switch(system: System, tmp_path_factory: pytest.TempPath
         await asyncio.to_thread(wait_for_port, port, 30.0, gateway.process)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             anonymous = await client.post("/v1/chat", json={"prompt": "hi"})
-            wrong = await client.post("/v1/chat", json={"prompt": "hi"}, headers={"Authorization": "Bearer x"})
+            wrong = await client.post(
+                "/v1/chat", json={"prompt": "hi"}, headers={"Authorization": "Bearer x"}
+            )
             good = await client.post(
                 "/v1/chat", json={"prompt": "hi"}, headers={"Authorization": "Bearer k-two"}
             )

@@ -1,7 +1,8 @@
-"""Real servers for tests: nats-server, and the services as child processes.
+"""A whole local system for tests and benchmarks: nats-server, Triton, the services.
 
 Readiness is always probed (a port that accepts, a health subject that
-answers), never assumed after a sleep.
+answers), never assumed after a sleep. `LocalSystem` starts everything on
+free loopback ports; tests wrap it in fixtures, benchmarks use it directly.
 """
 
 from __future__ import annotations
@@ -14,16 +15,28 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import nats
 
+from deploy.triton.local import LocalTriton, TritonOptions
 from proto.common import decode, encode
 from proto.health import HealthReply, HealthRequest
 from proto.subjects import health_subject
 
-__all__ = ["NatsServer", "ServiceProcess", "free_port", "wait_for_port"]
+__all__ = [
+    "LocalSystem",
+    "NatsServer",
+    "ServiceProcess",
+    "free_port",
+    "service_env",
+    "wait_for_port",
+    "wait_gateway_ready",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -55,6 +68,7 @@ class NatsServer:
     """A real `nats-server` with JetStream on a free loopback port."""
 
     def __init__(self, store_dir: Path) -> None:
+        store_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.store_dir = store_dir
         self._process: subprocess.Popen[bytes] | None = None
@@ -91,6 +105,7 @@ class ServiceProcess:
     def __init__(self, name: str, env: Mapping[str, str], log_dir: Path) -> None:
         self.name = name
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{name}.log"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -144,7 +159,7 @@ class ServiceProcess:
                     message = await client.request(
                         health_subject(self.name), encode(HealthRequest()), timeout=0.5
                     )
-                    reply = decode(message.data, HealthReply)
+                    reply: HealthReply = decode(message.data, HealthReply)
                     if reply.ready or not ready:
                         return
                 except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
@@ -153,3 +168,104 @@ class ServiceProcess:
             raise TimeoutError(f"{self.name} not healthy after {timeout_s} s:\n{self.log()[-3000:]}")
         finally:
             await client.close()
+
+
+def service_env(nats_url: str, triton_grpc: str, data_dir: Path, gateway_port: int) -> dict[str, str]:
+    """The environment of every service of a local system."""
+    return {
+        "GATEWAY_NATS_URL": nats_url,
+        "SCRAPER_NATS_URL": nats_url,
+        "RAG_NATS_URL": nats_url,
+        "INFERENCE_NATS_URL": nats_url,
+        "INFERENCE_TRITON_GRPC_URL": triton_grpc,
+        "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_PORT": str(gateway_port),
+        "RAG_DATA_DIR": str(data_dir / "rag"),
+        # Local pages are served from loopback: allow it explicitly (the guard stays on).
+        "SCRAPER_ALLOW_HOSTS": "127.0.0.1,localhost",
+        "SCRAPER_RESPECT_ROBOTS": "false",
+        "TORCHINDUCTOR_CACHE_DIR": str(data_dir / "torchinductor"),
+    }
+
+
+async def wait_gateway_ready(url: str, timeout_s: float = 60.0) -> None:
+    """Poll the gateway's /readyz until it answers 200."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+        while loop.time() < deadline:
+            try:
+                if (await client.get("/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.05)  # polling interval of a readiness probe
+    raise TimeoutError(f"the gateway at {url} never became ready")
+
+
+@dataclass
+class LocalSystem:
+    """NATS, Triton and the four services on loopback (see `start_system`)."""
+
+    nats: NatsServer
+    triton: LocalTriton
+    gateway_url: str
+    data_dir: Path
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    async def restart(self, name: str) -> None:
+        """Stop a service (SIGTERM) and start it again, healthy."""
+        service = self.services[name]
+        service.stop()
+        service.start()
+        await service.wait_healthy(self.nats.url)
+
+    @classmethod
+    @asynccontextmanager
+    async def start(
+        cls,
+        data_dir: Path,
+        *,
+        nats: NatsServer | None = None,
+        triton: LocalTriton | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        services: tuple[str, ...] = ("inference", "scraper", "rag", "gateway"),
+    ) -> AsyncIterator[LocalSystem]:
+        """Start what is not given, wait until the gateway is ready, stop it all at the end."""
+        owned_nats = nats is None
+        owned_triton = triton is None
+        nats = nats or NatsServer(data_dir / "nats")
+        if owned_nats:
+            nats.start()
+        if triton is None:
+            triton = LocalTriton(
+                TritonOptions(
+                    workdir=data_dir / "triton",
+                    grpc_port=free_port(),
+                    http_port=free_port(),
+                    metrics_port=free_port(),
+                )
+            )
+            triton.start()
+            await asyncio.to_thread(triton.wait_ready)
+        gateway_port = free_port()
+        env = service_env(nats.url, f"127.0.0.1:{triton.options.grpc_port}", data_dir, gateway_port)
+        env.update(extra_env or {})
+        system = cls(nats, triton, f"http://127.0.0.1:{gateway_port}", data_dir, env=env)
+        try:
+            for name in services:
+                system.services[name] = ServiceProcess(name, env, data_dir)
+                system.services[name].start()
+            for service in system.services.values():
+                await service.wait_healthy(nats.url)
+            if "gateway" in services:
+                await wait_gateway_ready(system.gateway_url)
+            yield system
+        finally:
+            for service in system.services.values():
+                service.stop()
+            if owned_triton:
+                triton.stop()
+            if owned_nats:
+                nats.stop()
