@@ -18,12 +18,15 @@ from fast_depends.exceptions import ValidationError
 from fast_depends.msgspec import MsgSpecSerializer
 from faststream import BaseMiddleware, ExceptionMiddleware
 from faststream.nats import NatsBroker
+from nats.errors import Error as NatsError
 
 from proto.common import ErrorCode, ErrorReply, MessageDecodeError
 from runtime.errors import ServiceError
 from runtime.logging import bind_request, get_logger
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from faststream._internal.basic_types import AsyncFuncAny
     from faststream.message import StreamMessage
 
@@ -72,9 +75,31 @@ def _short(exc: ValidationError) -> str:
     return f"invalid message: {text[:500]}"
 
 
+class _Broker(NatsBroker):
+    """A NatsBroker whose shutdown also succeeds when NATS is already gone."""
+
+    async def stop(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_val: BaseException | None = None,
+        exc_tb: TracebackType | None = None,
+    ) -> None:
+        connection = self._connection
+        try:
+            await super().stop(exc_type, exc_val, exc_tb)
+        except NatsError as exc:
+            # Draining needs the server; when it left first (e.g. everything is
+            # stopping at once), close without draining rather than crash.
+            _log.warning("could not drain the NATS connection; closing it", error=repr(exc))
+            if connection is not None and not connection.is_closed:
+                await connection.close()
+            self._connection = None
+            self.config.disconnect()
+
+
 def make_broker(nats_url: str, service: str, *, graceful_timeout_s: float = 15.0) -> NatsBroker:
     """A broker for `service`, connected to `nats_url` (comma-separated for a cluster)."""
-    return NatsBroker(
+    return _Broker(
         [url.strip() for url in nats_url.split(",") if url.strip()],
         name=service,
         serializer=MsgSpecSerializer(),

@@ -14,6 +14,7 @@ As a command (``./dev up`` runs it under honcho)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -28,6 +29,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 __all__ = [
     "DEFAULT_MODEL_REPOSITORY",
@@ -64,7 +66,7 @@ class TritonOptions:
 
 def _site_packages() -> Path:
     """The venv's site-packages (where nvidia-pytriton lives)."""
-    import pytriton  # type: ignore[import-untyped]
+    import pytriton
 
     return Path(pytriton.__file__).resolve().parent.parent
 
@@ -76,7 +78,7 @@ class LocalTriton:
         self.options = options
         self.shm_prefix = _new_shm_prefix()
         self._process: subprocess.Popen[bytes] | None = None
-        self._log: object | None = None
+        self._log: IO[bytes] | None = None
 
     @property
     def grpc_url(self) -> str:
@@ -169,15 +171,15 @@ class LocalTriton:
         self.shm_prefix = _new_shm_prefix()
         self._temp_dir().mkdir(parents=True, exist_ok=True)
         command = self.command()
-        output: int | object = subprocess.DEVNULL
+        output: IO[bytes] | None = None  # None: inherit our stdout (the CLI under honcho)
         if self.options.log_to_file:
             self._log = output = self.log_path.open("ab")
         self._process = subprocess.Popen(
             command,
             env=self._environment(),
             stdin=subprocess.DEVNULL,
-            stdout=output if self.options.log_to_file else None,  # type: ignore[arg-type]
-            stderr=subprocess.STDOUT if self.options.log_to_file else None,
+            stdout=output,
+            stderr=subprocess.STDOUT if output is not None else None,
             start_new_session=True,
         )
 
@@ -218,28 +220,23 @@ class LocalTriton:
         process = self._process
         grace = self.options.stop_grace_s if grace_s is None else grace_s
         if process is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                pass
             # Python-backend stubs live in the group; kill whatever is left of it.
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             process.wait()
             self._process = None
         self._remove_leftovers()
         if self._log is not None:
-            self._log.close()  # type: ignore[attr-defined]
+            self._log.close()
             self._log = None
 
     def _remove_leftovers(self) -> None:
-        for shm in Path("/dev/shm").glob(f"{self.shm_prefix}*"):
+        shared_memory = Path("/dev/shm")  # noqa: S108 - the server's own files, by unique prefix
+        for shm in shared_memory.glob(f"{self.shm_prefix}*"):
             shm.unlink(missing_ok=True)
         temp = self._temp_dir()
         if temp.is_dir():

@@ -1,8 +1,9 @@
-"""Errors of the inference service; handlers map each ``code`` to a bus error message."""
+"""Errors of the inference service; the broker maps each to an `ErrorReply` with its code."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from proto.common import ErrorCode
+from runtime.errors import ServiceError
 
 __all__ = [
     "InferenceError",
@@ -14,15 +15,10 @@ __all__ = [
 ]
 
 
-class InferenceError(Exception):
-    """Root of every inference error: a human ``detail`` and a stable machine ``code``."""
+class InferenceError(ServiceError):
+    """Root of every inference error: a human `detail` and a stable machine `code`."""
 
-    default_code: ClassVar[str] = "inference_error"
-
-    def __init__(self, detail: str, code: str | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.code = code or self.default_code
+    code = ErrorCode.INTERNAL
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(detail={self.detail!r}, code={self.code!r})"
@@ -31,28 +27,28 @@ class InferenceError(Exception):
 class TritonUnavailable(InferenceError):
     """Triton cannot be reached (down, restarting or shutting down); retry later."""
 
-    default_code = "triton_unavailable"
+    code = ErrorCode.UNAVAILABLE
 
 
 class InferenceTimeout(InferenceError):
     """The request's deadline passed (queued or at Triton)."""
 
-    default_code = "inference_timeout"
+    code = ErrorCode.TIMEOUT
 
 
 class InvalidInferenceRequest(InferenceError):
     """The request itself is wrong (empty or too long prompt, bad sizes or limits)."""
 
-    default_code = "invalid_request"
+    code = ErrorCode.BAD_REQUEST
 
 
 class UnknownModel(InferenceError):
     """Triton is up but does not serve the configured model name."""
 
-    default_code = "unknown_model"
+    code = ErrorCode.NOT_FOUND
 
 
 class ModelFailed(InferenceError):
     """The model raised an error while serving a valid request."""
 
-    default_code = "model_failed"
+    code = ErrorCode.INTERNAL

@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import grpc
 import msgspec
 import numpy as np
-import tritonclient.grpc.aio as triton_aio  # type: ignore[import-untyped]
-from tritonclient.grpc import (  # type: ignore[import-untyped]
+import tritonclient.grpc.aio as triton_aio
+from tritonclient.grpc import (
     MAX_GRPC_MESSAGE_SIZE,
     InferInput,
     InferRequestedOutput,
     KeepAliveOptions,
 )
-from tritonclient.utils import InferenceServerException  # type: ignore[import-untyped]
+from tritonclient.utils import InferenceServerException
 
 from services.inference.errors import (
     InferenceError,
@@ -116,6 +116,11 @@ class TritonModels:
                 await self._load_display_name(role, name)
         return states
 
+    async def _learn_display_name(self, role: str) -> None:
+        """Read the model's display name once, after its first success."""
+        if role not in self._display_names:
+            await self._load_display_name(role, self._roles[role])
+
     async def _load_display_name(self, role: str, name: str) -> None:
         try:
             config = await self._client.get_model_config(name, client_timeout=self._settings.ready_timeout_s)
@@ -126,7 +131,7 @@ class TritonModels:
 
     # -- generation ---------------------------------------------------------
 
-    async def generate(self, prompt: str, *, max_tokens: int, timeout_s: float) -> AsyncIterator[str]:
+    async def generate(self, prompt: str, *, max_tokens: int, timeout_s: float) -> AsyncGenerator[str, None]:
         """Yield the answer's text chunks in order.
 
         Cancelling the consuming task, or closing this iterator (use
@@ -148,7 +153,9 @@ class TritonModels:
                 started = False
                 try:
                     async for chunk in self._stream(name, inputs, self._remaining(deadline)):
-                        started = True
+                        if not started:
+                            started = True
+                            await self._learn_display_name("generate")
                         yield chunk.text
                         if chunk.final:
                             return
@@ -216,7 +223,7 @@ class TritonModels:
     async def _embed_group(self, texts: list[str], deadline: float) -> list[list[float]]:
         batch = InferInput("TEXT", [len(texts), 1], "BYTES")
         batch.set_data_from_numpy(np.array([[t.encode("utf-8")] for t in texts], dtype=np.object_))
-        result = await self._infer(self._settings.embed_model, [batch], "EMBEDDING", deadline)
+        result = await self._infer("embed", [batch], "EMBEDDING", deadline)
         matrix: list[list[float]] = np.asarray(result.as_numpy("EMBEDDING"), dtype=np.float32).tolist()
         return matrix
 
@@ -238,11 +245,12 @@ class TritonModels:
             _scalar_input("WIDTH", width, "INT32", np.int32),
             _scalar_input("HEIGHT", height, "INT32", np.int32),
         ]
-        result = await self._infer(s.image_model, inputs, "IMAGE", deadline)
+        result = await self._infer("image", inputs, "IMAGE", deadline)
         return bytes(result.as_numpy("IMAGE").reshape(-1)[0])
 
-    async def _infer(self, name: str, inputs: list[InferInput], output: str, deadline: float) -> Any:
-        """One idempotent request, retried while Triton is unreachable."""
+    async def _infer(self, role: str, inputs: list[InferInput], output: str, deadline: float) -> Any:
+        """One idempotent request to the model of ``role``, retried while Triton is unreachable."""
+        name = self._roles[role]
 
         async def call() -> Any:
             try:
@@ -256,7 +264,9 @@ class TritonModels:
                 raise await self._error(name, error.status(), error.message() or "") from None
 
         async with self._slot(deadline):
-            return await self._retrying(call, deadline)
+            result = await self._retrying(call, deadline)
+        await self._learn_display_name(role)
+        return result
 
     async def _retrying(self, call: Callable[[], Awaitable[_T]], deadline: float) -> _T:
         backoff = self._settings.retry_backoff_s
@@ -299,10 +309,6 @@ class TritonModels:
     async def _error(self, name: str, status: str | None, message: str) -> InferenceError:
         """Map a gRPC status (None for in-stream errors) and message to one of our errors."""
         lowered = message.lower()
-        if status == "StatusCode.DEADLINE_EXCEEDED":
-            return InferenceTimeout(f"{name}: Triton did not answer within the deadline")
-        if status == "StatusCode.UNAVAILABLE":
-            return TritonUnavailable(f"Triton is unreachable at {self._settings.triton_grpc_url}: {message}")
         if status == "StatusCode.NOT_FOUND" or "unknown model" in lowered:
             # A server shutting down reports its models as unknown: ask whether it is up.
             if await self._server_ready():
@@ -310,10 +316,12 @@ class TritonModels:
             return TritonUnavailable(
                 f"Triton at {self._settings.triton_grpc_url} is shutting down or restarting"
             )
+        if status == "StatusCode.DEADLINE_EXCEEDED":
+            return InferenceTimeout(f"{name}: Triton did not answer within the deadline")
+        if status in ("StatusCode.UNAVAILABLE", "StatusCode.CANCELLED"):
+            return TritonUnavailable(f"Triton is unreachable at {self._settings.triton_grpc_url}: {message}")
         if status == "StatusCode.INVALID_ARGUMENT" or lowered.startswith(_INVALID_MARKERS):
             return InvalidInferenceRequest(f"{name}: {message}")
-        if status == "StatusCode.CANCELLED":
-            return TritonUnavailable(f"the request to {name} was cancelled by Triton: {message}")
         return ModelFailed(f"{name} failed: {message}")
 
     async def _server_ready(self) -> bool:

@@ -15,6 +15,7 @@ class RagSettings(msgspec.Struct, frozen=True, kw_only=True):
 
     data_dir: str = ".state/rag"  # LanceDB folder of the embedded store (used when weaviate_url is empty)
     store_timeout_s: float = 10.0  # longest one LanceDB query may run
+    optimize_after_rows: int = 1000  # LanceDB: unindexed rows that trigger compaction + FTS index refresh
     weaviate_url: str = ""  # e.g. http://weaviate:8080; set it to use Weaviate instead of LanceDB
     weaviate_grpc_port: int = 50051  # Weaviate's gRPC port on the same host as weaviate_url
     weaviate_api_key: str = ""  # API key sent to Weaviate; empty means anonymous access
@@ -28,4 +29,15 @@ class RagSettings(msgspec.Struct, frozen=True, kw_only=True):
     parse_workers: int = 1  # processes parsing documents (CPU-bound)
     retrieve_k_max: int = 50  # most passages one retrieve request may ask for
     candidate_factor: int = 4  # hybrid fetches k * this from each of BM25 and vector before fusion
+    # Durable ingestion (a JetStream pull consumer shared by every replica).
+    ingest_max_deliver: int = 5  # deliveries of one ingest message before it is dead-lettered
+    ingest_ack_wait_s: float = 60.0  # JetStream redelivers a message not acked (or touched) within this
+    ingest_retry_backoff_s: float = 2.0  # first redelivery delay after a transient error, doubled per try
+    ingest_retry_backoff_max_s: float = 60.0  # longest redelivery delay
+    ingest_concurrency: int = 1  # documents one replica ingests at the same time
+    parse_timeout_s: float = 120.0  # longest parse + chunk of one document in the process pool
+    object_timeout_s: float = 30.0  # longest read or delete of an upload in the object store
+    embed_batch_size: int = 32  # texts per inference.embed request
+    embed_timeout_s: float = 30.0  # deadline of one inference.embed request
+    embed_max_concurrent_batches: int = 2  # embed requests one replica has in flight
     nats_url: str = "nats://127.0.0.1:4222"  # the bus

@@ -16,6 +16,7 @@ import aiohttp
 import msgspec
 from yarl import URL
 
+from runtime.logging import get_logger
 from services.scraper.charset import decode_body
 from services.scraper.errors import (
     BodyTooLarge,
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from services.scraper.settings import ScraperSettings
 
 __all__ = ["SUPPORTED_CONTENT_TYPES", "FetchedPage", "PageFetcher"]
+
+_log = get_logger(__name__)
 
 SUPPORTED_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/plain"})
 _MARKUP_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -206,8 +209,9 @@ class PageFetcher:
         session = self._open_session()
         try:
             async with session.get(url, allow_redirects=False, timeout=self._request_timeout) as response:
-                if response.status in _REDIRECT_STATUSES and "Location" in response.headers:
-                    return self._check_url(requested, url.join(URL(response.headers["Location"])))
+                location = response.headers.get("Location")
+                if response.status in _REDIRECT_STATUSES and location:
+                    return self._check_url(requested, _redirect_target(requested, url, location))
                 if response.status in _TRANSIENT_STATUSES and not final:
                     raise _Retry(_status_error(requested, url, response.status), _retry_after(response))
                 if response.status >= 300:
@@ -280,14 +284,14 @@ class PageFetcher:
                 ):
                     location = response.headers.get("Location")
                     if response.status in _REDIRECT_STATUSES and location:
-                        current = current.join(URL(location))
+                        current = _redirect_target(str(origin), current, location)
                         continue
                     if response.status >= 300:
                         return RobotsFile(response.status)
                     body = await _read_head(response, self._settings.robots_max_bytes)
                     return RobotsFile(response.status, body.decode("utf-8", errors="replace"))
-        except (FetchError, aiohttp.ClientError, ValueError):
-            pass
+        except (FetchError, aiohttp.ClientError, ValueError) as exc:
+            _log.info("robots_unavailable", robots_url=str(origin), error=str(exc))
         return RobotsFile(None)
 
 
@@ -302,6 +306,14 @@ async def _read_head(response: aiohttp.ClientResponse, limit: int) -> bytes:
             response.close()
             break
     return b"".join(chunks)
+
+
+def _redirect_target(requested: str, url: URL, location: str) -> URL:
+    """The absolute URL a Location header points to."""
+    try:
+        return url.join(URL(location.strip()))
+    except (ValueError, TypeError) as exc:
+        raise InvalidUrl(requested, f"{url} redirects to a malformed URL {location!r}") from exc
 
 
 def _status_error(requested: str, url: URL, status: int) -> HttpStatusError:

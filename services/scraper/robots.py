@@ -6,7 +6,8 @@ Convention chosen (the common one, as Google documents it):
 * 4xx (404, 401, 403, ...): no restrictions, everything is allowed;
 * 5xx: the site is unhealthy, everything is disallowed until the verdict expires;
 * the fetch fails (connection, DNS, timeout, refused by the SSRF guard): allowed, since
-  the page fetch itself will meet the same failure or guard.
+  the page fetch itself will meet the same failure or guard; this verdict is not cached,
+  so a site that comes back has its robots.txt read on the next fetch.
 """
 
 from __future__ import annotations
@@ -74,8 +75,10 @@ class RobotsCache:
                 async with lock:
                     rules = self._fresh(key)
                     if rules is None:
-                        rules = _rules_from(await load(origin))
-                        self._store(key, rules)
+                        robots = await load(origin)
+                        rules = _rules_from(robots)
+                        if robots.status is not None:  # a failed load is retried next time
+                            self._store(key, rules)
             finally:
                 if self._loading.get(key) is lock and not lock.locked():
                     del self._loading[key]

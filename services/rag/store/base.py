@@ -113,7 +113,5 @@ class PassageStore(Protocol):
 def validate_collection(name: str) -> str:
     """Return `name` if it is a safe collection identifier, else raise `InvalidCollectionName`."""
     if not _COLLECTION_RE.fullmatch(name):
-        raise InvalidCollectionName(
-            f"invalid collection name {name!r}: use 1-64 letters, digits, '_' or '-'"
-        )
+        raise InvalidCollectionName(f"invalid collection name {name!r}: use 1-64 letters, digits, '_' or '-'")
     return name

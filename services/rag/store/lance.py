@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from runtime.logging import get_logger
 from services.rag.errors import StoreError
 from services.rag.store.base import Passage, SearchMode, StoredChunk, validate_collection
 from services.rag.store.fusion import reciprocal_rank_fusion
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from lancedb.table import AsyncTable
 
 __all__ = ["LanceStore"]
+
+_log = get_logger(__name__)
+_FTS_INDEX = "text_idx"
 
 _PASSAGE_COLUMNS = [
     "chunk_id",
@@ -69,10 +73,18 @@ def _schema(dimension: int) -> pa.Schema:
 class LanceStore:
     """`PassageStore` on an embedded LanceDB folder, shared safely with other processes."""
 
-    def __init__(self, data_dir: str, *, timeout_s: float = 10.0, candidate_factor: int = 4) -> None:
+    def __init__(
+        self,
+        data_dir: str,
+        *,
+        timeout_s: float = 10.0,
+        candidate_factor: int = 4,
+        optimize_after_rows: int = 1000,
+    ) -> None:
         self._data_dir = data_dir
         self._timeout = timedelta(seconds=timeout_s)
         self._candidate_factor = candidate_factor
+        self._optimize_after_rows = optimize_after_rows
         self._db: AsyncConnection | None = None
         self._tables: dict[str, AsyncTable] = {}
         self._lock = asyncio.Lock()  # serialises connecting and table creation in this process
@@ -98,6 +110,7 @@ class LanceStore:
                 )
             except (OSError, RuntimeError, ValueError) as exc:
                 raise StoreError(f"upsert into collection {collection!r} failed: {exc}") from exc
+            await self._maybe_optimize(collection, table)
 
     async def delete_document(self, collection: str, document_id: str) -> int:
         """Delete a document's chunks; return how many there were."""
@@ -177,6 +190,18 @@ class LanceStore:
             if table is not None:
                 await table.optimize()
 
+    async def _maybe_optimize(self, collection: str, table: AsyncTable) -> None:
+        """Fold new rows into the FTS index once enough accumulated (scanning them is slow).
+
+        The upsert is committed already: a failure here is logged, not raised.
+        """
+        try:
+            stats = await table.index_stats(_FTS_INDEX)
+            if stats is not None and stats.num_unindexed_rows >= self._optimize_after_rows:
+                await table.optimize()
+        except (OSError, RuntimeError, ValueError) as exc:
+            _log.warning("lance_optimize_failed", collection=collection, error=str(exc))
+
     async def close(self) -> None:
         """Drop table handles and close the connection."""
         self._tables.clear()
@@ -248,7 +273,7 @@ class LanceStore:
         try:
             table = await db.create_table(name, schema=_schema(dimension), exist_ok=True)
             if not any(index.index_type == "FTS" for index in await table.list_indices()):
-                await table.create_index("text", config=FTS())
+                await table.create_index("text", config=FTS(), name=_FTS_INDEX)
         except (OSError, RuntimeError, ValueError) as exc:
             raise StoreError(f"could not create the table of collection {name!r}: {exc}") from exc
         return table

@@ -165,3 +165,8 @@ def test_repeated_headline_is_dropped_only_near_the_top() -> None:
 
 def test_whitespace_is_tidied() -> None:
     assert tidy_whitespace("\t a  b \n\n  \n c\u00a0 d ") == "a b\nc d"
+
+
+def test_pathological_nesting_does_not_crash() -> None:
+    nested = "<html><body>" + "<div>" * 5000 + "<p>deep</p>" + "</div>" * 5000 + "</body></html>"
+    assert isinstance(extract_main_text(nested).text, str)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from answer_selection import (
     NO_ANSWER,
     Candidate,
@@ -14,7 +15,7 @@ from answer_selection import (
 from prompt_format import PromptSource
 
 
-def _unit(*values: float) -> np.ndarray:
+def _unit(*values: float) -> npt.NDArray[np.float32]:
     vector = np.array(values, dtype=np.float32)
     return vector / np.linalg.norm(vector)
 

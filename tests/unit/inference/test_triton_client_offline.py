@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import msgspec
 import pytest
 
+from runtime.errors import ServiceError
 from services.inference.errors import (
     InferenceError,
     InferenceTimeout,
@@ -48,7 +49,7 @@ async def test_unreachable_triton_is_one_clear_error_within_the_deadline(offline
     with pytest.raises(TritonUnavailable, match="unreachable") as caught:
         await offline.embed(["a"], timeout_s=0.8)
     assert time.monotonic() - started < 2.0
-    assert caught.value.code == "triton_unavailable"
+    assert caught.value.code == "unavailable"
     with pytest.raises(TritonUnavailable):
         await anext(offline.generate("hi?", max_tokens=5, timeout_s=0.5))
     assert (offline.in_flight, offline.queued) == (0, 0)
@@ -57,15 +58,16 @@ async def test_unreachable_triton_is_one_clear_error_within_the_deadline(offline
 
 def test_errors_share_one_root_with_detail_and_code() -> None:
     for kind, code in [
-        (TritonUnavailable, "triton_unavailable"),
-        (InferenceTimeout, "inference_timeout"),
-        (InvalidInferenceRequest, "invalid_request"),
-        (UnknownModel, "unknown_model"),
+        (TritonUnavailable, "unavailable"),
+        (InferenceTimeout, "timeout"),
+        (InvalidInferenceRequest, "bad_request"),
+        (UnknownModel, "not_found"),
     ]:
         error = kind("why")
         assert isinstance(error, InferenceError)
+        assert isinstance(error, ServiceError)  # so the broker replies with its code
         assert (error.detail, error.code, str(error)) == ("why", code, "why")
-    assert InferenceError("x", "custom").code == "custom"
+    assert InferenceError("x", code="custom").code == "custom"
 
 
 def test_settings_and_chunk_are_plain_structs() -> None:

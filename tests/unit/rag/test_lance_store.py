@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
+import asyncio
 import sys
 import textwrap
 from collections.abc import AsyncIterator
@@ -13,6 +13,8 @@ import pytest
 from services.rag.store import SearchMode
 from services.rag.store.lance import LanceStore
 from tests.contract.store_suite import TOPICS, embed, make_chunks
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -54,7 +56,8 @@ async def test_writes_of_another_process_are_seen(store: LanceStore, tmp_path: P
         asyncio.run(main())
         """
     )
-    subprocess.run([sys.executable, "-c", writer], check=True, timeout=120, cwd=Path.cwd())
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", writer, cwd=REPO_ROOT)
+    assert await asyncio.wait_for(process.wait(), timeout=120) == 0
     assert await _bm25(store, "shared", "narwhals") == ["theirs:0"]
     assert await store.count("shared") == 2
     assert await store.count("other") == 1
@@ -72,3 +75,22 @@ async def test_vector_dimension_is_fixed_per_collection(store: LanceStore) -> No
         await store.upsert([msgspec.structs.replace(chunk, chunk_id="other", vector=[1.0, 0.0])])
     with pytest.raises(StoreError):
         await store.search("c", text="text", vector=[1.0, 0.0], k=1, mode=SearchMode.VECTOR)
+
+
+async def test_new_rows_are_folded_into_the_fts_index(tmp_path: Path) -> None:
+    import lancedb
+
+    store = LanceStore(str(tmp_path), optimize_after_rows=3)
+    await store.upsert(make_chunks("c", "a", TOPICS[:2]))
+    db = await lancedb.connect_async(str(tmp_path))
+    table = await db.open_table("c")
+    stats = await table.index_stats("text_idx")
+    assert stats is not None
+    assert stats.num_unindexed_rows == 2  # below the threshold: scanned, not indexed yet
+    await store.upsert(make_chunks("c", "b", TOPICS[2:4]))
+    await table.checkout_latest()  # type: ignore[no-untyped-call]
+    stats = await table.index_stats("text_idx")
+    assert stats is not None
+    assert (stats.num_indexed_rows, stats.num_unindexed_rows) == (4, 0)
+    assert await _bm25(store, "c", "glaciers") == ["b:0"]
+    await store.close()

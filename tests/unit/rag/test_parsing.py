@@ -201,3 +201,12 @@ def test_html_sniffed_without_type_or_extension() -> None:
 def test_unknown_types_are_unsupported(data: bytes, name: str, ctype: str | None) -> None:
     with pytest.raises(UnsupportedDocumentType):
         parse_document(data, file_name=name, content_type=ctype, limits=LIMITS)
+
+
+def test_results_and_errors_cross_a_process_boundary(three_page_pdf: bytes) -> None:
+    import pickle
+
+    doc = parse_document(three_page_pdf, file_name="f.pdf", content_type=None, limits=LIMITS)
+    assert pickle.loads(pickle.dumps(doc)) == doc
+    error = pickle.loads(pickle.dumps(DocumentParseError("PDF is encrypted")))
+    assert (type(error), error.reason) == (DocumentParseError, "PDF is encrypted")

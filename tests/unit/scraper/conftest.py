@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import pytest
 from aiohttp import web
@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestServer
 from services.scraper.settings import ScraperSettings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Serve = Callable[[Mapping[str, Handler]], contextlib.AbstractAsyncContextManager["Site"]]
 
 
 class Site:
@@ -35,7 +36,7 @@ class Site:
 
 
 @contextlib.asynccontextmanager
-async def _serve(routes: dict[str, Handler]) -> AsyncIterator[Site]:
+async def _serve(routes: Mapping[str, Handler]) -> AsyncIterator[Site]:
     hits: Counter[str] = Counter()
 
     @web.middleware
@@ -55,7 +56,7 @@ async def _serve(routes: dict[str, Handler]) -> AsyncIterator[Site]:
 
 
 @pytest.fixture
-def serve() -> Callable[[dict[str, Handler]], contextlib.AbstractAsyncContextManager[Site]]:
+def serve() -> Serve:
     """Start a local aiohttp site with the given routes: ``async with serve({...}) as site``."""
     return _serve
 

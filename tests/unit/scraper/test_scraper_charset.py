@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import codecs
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING
 
 import pytest
@@ -15,9 +13,8 @@ from services.scraper.fetch import PageFetcher
 from services.scraper.settings import ScraperSettings
 
 if TYPE_CHECKING:
-    from tests.unit.scraper.conftest import Handler, Site
+    from tests.unit.scraper.conftest import Serve
 
-Serve = Callable[[dict[str, "Handler"]], AbstractAsyncContextManager["Site"]]
 
 RUSSIAN = (
     "Москва — столица России, город федерального значения, административный центр "

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -25,9 +23,8 @@ from services.scraper.fetch import FetchedPage, PageFetcher
 from services.scraper.settings import ScraperSettings
 
 if TYPE_CHECKING:
-    from tests.unit.scraper.conftest import Handler, Site
+    from tests.unit.scraper.conftest import Serve
 
-Serve = Callable[[dict[str, "Handler"]], AbstractAsyncContextManager["Site"]]
 HTML = "<html><head><title>t</title></head><body><p>Hello, world</p></body></html>"
 
 
@@ -98,6 +95,15 @@ async def test_redirect_to_other_scheme_is_invalid(serve: Serve, settings: Scrap
 
     async with serve({"/": to_ftp}) as site, PageFetcher(settings) as fetcher:
         with pytest.raises(InvalidUrl):
+            await fetcher.fetch(site.url("/"), timeout_s=5)
+
+
+async def test_redirect_to_a_malformed_url_is_invalid(serve: Serve, settings: ScraperSettings) -> None:
+    async def broken(request: web.Request) -> web.Response:
+        return web.Response(status=302, headers={"Location": "http://[::1/unclosed"})
+
+    async with serve({"/": broken}) as site, PageFetcher(settings) as fetcher:
+        with pytest.raises(InvalidUrl, match="malformed"):
             await fetcher.fetch(site.url("/"), timeout_s=5)
 
 

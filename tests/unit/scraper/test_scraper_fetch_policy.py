@@ -3,29 +3,37 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING
 
 import msgspec
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from services.scraper.errors import RobotsDisallowed
 from services.scraper.fetch import PageFetcher
+from services.scraper.robots import RobotsCache, RobotsFile
 from services.scraper.settings import ScraperSettings
 
 if TYPE_CHECKING:
-    from tests.unit.scraper.conftest import Handler, Site
+    from tests.unit.scraper.conftest import Handler, Serve
 
-Serve = Callable[[dict[str, "Handler"]], AbstractAsyncContextManager["Site"]]
 
 ROBOTS = """
+User-agent: OtherBot
+Disallow: /
+
 User-agent: *
 Disallow: /private
+Disallow: /no-bots
+"""
+# A group naming our agent replaces the "*" group for us (robots.txt semantics).
+OUR_GROUP = """
+User-agent: *
+Disallow: /
 
 User-agent: GenAIServicesScraper
-Disallow: /no-bots
+Disallow: /private
 """
 
 
@@ -100,6 +108,8 @@ async def test_unreachable_robots_means_allowed(serve: Serve, polite: ScraperSet
     routes = {"/robots.txt": robots_redirects_to_a_refused_host, "/x": _page}
     async with serve(routes) as site, PageFetcher(polite) as fetcher:
         assert (await fetcher.fetch(site.url("/x"), timeout_s=5)).status == 200
+        assert (await fetcher.fetch(site.url("/x"), timeout_s=5)).status == 200
+        assert site.hits["/robots.txt"] == 2  # a failed load is not cached
 
 
 async def test_robots_switched_off(serve: Serve, settings: ScraperSettings) -> None:
@@ -153,3 +163,29 @@ async def test_concurrency_bounds_hold_at_the_server(
         pages = await asyncio.gather(*fetches)
     assert [p.text for p in pages] == [f"<p>/{i}</p>" for i in range(8)]
     assert most == bound
+
+
+async def test_robots_cache_expiry_and_size() -> None:
+    loads: list[str] = []
+
+    async def load(origin: URL) -> RobotsFile:
+        loads.append(str(origin))
+        return RobotsFile(200, "User-agent: *\nDisallow: /private\n")
+
+    a, b = URL("http://a.example/private"), URL("http://b.example/public")
+    fresh = RobotsCache(user_agent="GenAIServicesScraper/0.1", ttl_s=3600, max_entries=1)
+    assert not await fresh.allowed(a, load)
+    assert not await fresh.allowed(a, load)
+    assert await fresh.allowed(b, load)  # evicts a.example (max_entries=1)
+    assert not await fresh.allowed(a, load)
+    assert loads == [
+        "http://a.example/robots.txt",
+        "http://b.example/robots.txt",
+        "http://a.example/robots.txt",
+    ]
+
+    loads.clear()
+    expired = RobotsCache(user_agent="GenAIServicesScraper/0.1", ttl_s=-1, max_entries=10)
+    await expired.allowed(a, load)
+    await expired.allowed(a, load)
+    assert len(loads) == 2

@@ -6,8 +6,7 @@ No test here connects to anything but 127.0.0.1 (and a local server that must st
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+import socket
 from typing import TYPE_CHECKING
 
 import pytest
@@ -19,9 +18,8 @@ from services.scraper.settings import ScraperSettings
 from services.scraper.ssrf import AddressPolicy, GuardedResolver, HostRefused, literal_host_refusal
 
 if TYPE_CHECKING:
-    from tests.unit.scraper.conftest import Handler, Site
+    from tests.unit.scraper.conftest import Serve
 
-Serve = Callable[[dict[str, "Handler"]], AbstractAsyncContextManager["Site"]]
 GUARD = AddressPolicy()
 
 REFUSED_ADDRESSES = [
@@ -142,12 +140,12 @@ def test_literal_check_passes_global_addresses_and_names(host: str) -> None:
 async def test_resolver_refuses_localhost() -> None:
     resolver = GuardedResolver(GUARD)
     with pytest.raises(HostRefused, match="loopback"):
-        await resolver.resolve("localhost", 80, family=0)  # type: ignore[arg-type]
+        await resolver.resolve("localhost", 80, family=socket.AF_UNSPEC)
 
 
 async def test_resolver_returns_only_checked_numeric_addresses() -> None:
     resolver = GuardedResolver(AddressPolicy.from_allow_list(["127.0.0.0/8"]))
-    results = await resolver.resolve("localhost", 8080, family=0)  # type: ignore[arg-type]
+    results = await resolver.resolve("localhost", 8080, family=socket.AF_UNSPEC)
     assert results
     for result in results:
         assert ipaddress.ip_address(result["host"]) in ipaddress.ip_network("127.0.0.0/8")

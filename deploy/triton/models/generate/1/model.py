@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 import numpy as np
-import triton_python_backend_utils as pb_utils  # type: ignore[import-not-found]
+import triton_python_backend_utils as pb_utils
 from answer_selection import (
     NO_ANSWER,
     NO_SOURCES,
@@ -83,7 +83,7 @@ class TritonPythonModel:
             failure = pb_utils.TritonError(f"invalid request: {error}", pb_utils.TritonError.INVALID_ARG)
             sender.send(pb_utils.InferenceResponse(error=failure), flags=final)
             return
-        except Exception as error:  # noqa: BLE001 - reported to the caller, never a crash
+        except Exception as error:  # reported to the caller, never a crash
             self._logger.log_error(f"generate failed: {error!r}")
             sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(error))), flags=final)
             return

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 import numpy as np
-import triton_python_backend_utils as pb_utils  # type: ignore[import-not-found]
+import triton_python_backend_utils as pb_utils
 from prompt_picture import render_prompt_picture
 
 __all__ = ["TritonPythonModel"]

@@ -33,7 +33,9 @@ def _draw_shapes(draw: ImageDraw.ImageDraw, seed: bytes, width: int, height: int
             draw.rectangle((x0, y0, x1, y1), fill=fill)
 
 
-def _draw_text(draw: ImageDraw.ImageDraw, prompt: str, width: int, height: int, ink: tuple[int, int, int]) -> None:
+def _draw_text(
+    draw: ImageDraw.ImageDraw, prompt: str, width: int, height: int, ink: tuple[int, int, int]
+) -> None:
     """The prompt, wrapped to the width, on a plain band for contrast."""
     font = ImageFont.load_default(size=max(8, min(width, height) // 16))
     chars_per_line = max(4, width // max(5, min(width, height) // 28))

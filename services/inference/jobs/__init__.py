@@ -1,0 +1,1 @@
+"""Batch jobs: the inference replicas' worker of durable job items (see README.md)."""
