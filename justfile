@@ -46,7 +46,7 @@ bench area="all":
 
 # Write the AsyncAPI document of every service's subjects to docs/asyncapi/.
 asyncapi:
-    {{python}} -m runtime.asyncapi docs/asyncapi
+    {{python}} -m deploy.asyncapi docs/asyncapi
 
 # Print the main text of HTML files (.html or .html.gz) as one JSON object.
 extract +files:
