@@ -51,3 +51,7 @@ asyncapi:
 # Print the main text of HTML files (.html or .html.gz) as one JSON object.
 extract +files:
     {{python}} -m htmltext {{files}}
+
+# Regenerate the README's settings table and the AsyncAPI documents.
+docs: asyncapi
+    {{python}} -m deploy.settings_table --write README.md
