@@ -33,6 +33,7 @@ up:
 
 # Run the whole test suite (real nats-server and tritonserver are started by the tests).
 test *args:
+    deploy/dev/ensure-chromium.sh
     {{python}} -m pytest -p no:cacheprovider {{args}}
 
 # ruff and mypy --strict.
