@@ -20,6 +20,7 @@ __all__ = [
     "RETRIEVE",
     "SCRAPE",
     "SCRAPE_CACHE_BUCKET",
+    "SCRAPER_STATS",
     "SEARCH",
     "SERVICES",
     "DOCUMENT_DELETE",
@@ -37,6 +38,7 @@ EMBED = "inference.embed"  # EmbedRequest -> EmbedReply | ErrorReply
 IMAGE = "inference.image"  # ImageRequest -> ImageReply | ErrorReply
 CHAT = "chat.request"  # ChatRequest -> ChatAnswer | ErrorReply (the gateway's chat, on the bus)
 DOCUMENT_DELETE = "rag.document.delete"  # DeleteDocument -> DocumentDeleted | ErrorReply
+SCRAPER_STATS = "scraper.stats"  # StatsRequest -> LoopLagStats (the event-loop lag a replica measured)
 
 # Per-request token streams: inference publishes TokenChunk..., then GenerateResult or ErrorReply.
 _STREAM_PREFIX = "inference.stream."
@@ -63,3 +65,43 @@ def stream_subject(request_id: str) -> str:
 def health_subject(service: str) -> str:
     """The subject on which `service` answers health requests."""
     return f"{_HEALTH_PREFIX}{service}"
+
+
+# -- Batch jobs (proto/jobs.py) ------------------------------------------------
+# Items are durable work in the JOBS_STREAM work-queue stream, one subject per
+# job (so a cancelled job's remaining items are purged by subject), worked by
+# inference replicas through one shared durable pull consumer. State lives in
+# a key-value bucket, results in an object store; progress events are core
+# NATS; dead letters are kept in a small stream of their own.
+JOBS_STREAM = "JOBS"
+JOB_ITEMS_ALL = "jobs.item.*"  # JobItem, durable; the stream's subjects
+JOBS_CONSUMER = "inference-jobs"  # the durable pull consumer every inference replica shares
+JOBS_DEAD_STREAM = "JOBS_DEAD"
+JOB_DEAD_LETTER = "jobs.dead"  # JobItemDead: failed max_deliver times, or unreadable
+JOB_STATE_BUCKET = "job-state"  # key-value bucket: JobStatus by job id
+JOB_RESULTS_OBJECTS = "job-results"  # object store bucket: item results by result_object_name
+_JOB_ITEMS_PREFIX = "jobs.item."
+_JOB_EVENTS_PREFIX = "jobs.events."
+
+
+def job_items_subject(job_id: str) -> str:
+    """The subject a job's items are published on."""
+    return f"{_JOB_ITEMS_PREFIX}{job_id}"
+
+
+def job_events_subject(job_id: str) -> str:
+    """The subject a job's JobProgress events are published on."""
+    return f"{_JOB_EVENTS_PREFIX}{job_id}"
+
+
+__all__ += [
+    "JOBS_CONSUMER",
+    "JOBS_DEAD_STREAM",
+    "JOBS_STREAM",
+    "JOB_DEAD_LETTER",
+    "JOB_ITEMS_ALL",
+    "JOB_RESULTS_OBJECTS",
+    "JOB_STATE_BUCKET",
+    "job_events_subject",
+    "job_items_subject",
+]

@@ -1,20 +1,44 @@
-"""The scraper's bus subscribers: thin, they decode, call, encode."""
+"""The scraper's bus subscribers (thin: decode, call, encode).
+
+``scrape`` is handled by up to ``max_concurrent_requests`` tasks at once per process
+(FastStream's default is one message at a time, which would queue every request behind
+the slowest page). ``scraper.stats`` reports the event-loop lag the probe measured, so a
+benchmark can read it from inside the service.
+"""
 
 from __future__ import annotations
 
-from faststream.nats import NatsBroker
+from typing import TYPE_CHECKING
 
 from proto.context import ScrapeReply, ScrapeRequest
-from proto.subjects import SCRAPE
+from proto.stats import LoopLagStats, StatsRequest
+from proto.subjects import SCRAPE, SCRAPER_STATS
 from runtime.bus import queue_group
-from services.scraper.scrape import Scraper
+
+if TYPE_CHECKING:
+    from faststream.nats import NatsBroker
+
+    from runtime.looplag import LoopLagProbe
+    from services.scraper.scrape import Scraper
+    from services.scraper.settings import ScraperSettings
 
 __all__ = ["register_handlers"]
 
 
-def register_handlers(broker: NatsBroker, scraper: Scraper) -> None:
-    """Subscribe `scrape` (one queue group across replicas)."""
+def register_handlers(
+    broker: NatsBroker, scraper: Scraper, settings: ScraperSettings, probe: LoopLagProbe
+) -> None:
+    """Subscribe `scrape` and `scraper.stats` (one queue group across replicas)."""
 
-    @broker.subscriber(SCRAPE, queue_group("scraper"), title="scrape")
+    @broker.subscriber(
+        SCRAPE, queue_group("scraper"), title="scrape", max_workers=settings.max_concurrent_requests
+    )
     async def scrape(request: ScrapeRequest) -> ScrapeReply:
         return await scraper.scrape(request)
+
+    @broker.subscriber(SCRAPER_STATS, queue_group("scraper"), title="scraper.stats")
+    async def stats(request: StatsRequest) -> LoopLagStats:
+        figures = probe.stats()
+        if request.reset:
+            probe.reset()
+        return figures

@@ -13,6 +13,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from htmltext.pool import ExtractionError
 from proto.common import ErrorCode
 from proto.context import ScrapedPage, ScrapeReply, ScrapeRequest, UrlError
@@ -122,14 +124,7 @@ class Scraper:
     async def _read(self, target: _Target, deadline: float) -> ScrapedPage | UrlError:
         cache = self._cache
         if cache is not None and (cached := await cache.get(target.key)) is not None:
-            return ScrapedPage(
-                url=target.url,
-                final_url=cached.final_url,
-                title=cached.title,
-                text=cached.text,
-                language=cached.language,
-                cached=True,
-            )
+            return msgspec.structs.replace(cached, url=target.url, cached=True)
         remaining_s = deadline - asyncio.get_running_loop().time()
         fetched = await self._fetcher.fetch(target.url, timeout_s=remaining_s)
         # Cancelling at the deadline drops a page still queued for the pool; one already

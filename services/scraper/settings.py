@@ -36,7 +36,7 @@ class ScraperSettings(msgspec.Struct, frozen=True, kw_only=True):
     ssrf_guard: bool = True  # refuse private, loopback, link-local, ... destinations
     cache_ttl_s: float = 3600.0  # how long a scraped page stays in the cache
     cache_timeout_s: float = 0.5  # one cache read or write; a slower one counts as a miss
-    max_concurrent_requests: int = 64  # scrape requests one process handles at once (the rest wait)
+    max_concurrent_requests: int = 256  # scrape requests handled at once (more queue unseen by the deadline)
     reply_margin_s: float = 0.05  # kept back from the caller's deadline so the reply reaches it in time
     loop_lag_probe_s: float = 0.0  # event-loop lag sampling interval; 0 turns the probe off
     loop_lag_samples: int = 4096  # lag samples kept (the newest) for the stats reply
