@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from proto.common import ErrorCode
 from runtime.errors import ServiceError
 
-__all__ = ["ChatTimeout", "GatewayError", "PromptTooLarge", "UpstreamUnavailable"]
+__all__ = [
+    "BadInput",
+    "ChatTimeout",
+    "DocumentNotFound",
+    "GatewayError",
+    "PromptTooLarge",
+    "RateLimited",
+    "UnsupportedDocumentType",
+    "UpstreamUnavailable",
+    "UploadTooLarge",
+]
 
 
 class GatewayError(ServiceError):
@@ -32,3 +43,42 @@ class ChatTimeout(GatewayError):
 
     code = "timeout"
     status_code = 504
+
+
+class UploadTooLarge(GatewayError):
+    """An uploaded file is over `GATEWAY_MAX_UPLOAD_BYTES`."""
+
+    code = ErrorCode.TOO_LARGE
+    status_code = 413
+
+
+class UnsupportedDocumentType(GatewayError):
+    """An uploaded file is not PDF, DOCX, HTML, Markdown or plain text."""
+
+    code = "unsupported_type"
+    status_code = 415
+
+
+class BadInput(GatewayError):
+    """Input the gateway cannot take (an empty file, a query over its limit)."""
+
+    code = ErrorCode.BAD_REQUEST
+    status_code = 400
+
+
+class DocumentNotFound(GatewayError):
+    """No document with this id is visible to the caller."""
+
+    code = ErrorCode.NOT_FOUND
+    status_code = 404
+
+
+class RateLimited(GatewayError):
+    """The caller's key used up its requests of this minute."""
+
+    code = "rate_limited"
+    status_code = 429
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s

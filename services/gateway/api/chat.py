@@ -1,16 +1,35 @@
-"""`POST /v1/chat`: a question in, a grounded answer with its sources out."""
+"""`POST /v1/chat` (JSON, or Server-Sent Events with `"stream": true`) and `WS /v1/chat/ws`.
+
+SSE events: `chunk` (`{"seq", "text"}`) per piece of the answer, then one
+`answer` (the whole `ChatAnswer` with its sources), or one `error`
+(`{"code", "detail"}`). An error before the first chunk (bad input, inference
+down) is an ordinary HTTP error response instead.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from typing import Annotated, Any
 
 import msgspec
-from litestar import post
+from litestar import Request, Response, post
+from litestar.background_tasks import BackgroundTask
+from litestar.openapi import ResponseSpec
+from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from proto.chat import ChatAnswer, ChatRequest
+from proto.inference import TokenChunk
+from runtime.errors import ServiceError
 from services.gateway.chat import ChatService
+from services.gateway.metrics import GatewayMetrics
+from services.gateway.middleware import chat_id_for
+from services.gateway.protection import tenant_of
+from services.gateway.tenancy import COLLECTION_PATTERN, Tenant
 
-__all__ = ["ChatBody", "chat"]
+__all__ = ["ChatBody", "ChatEvents", "chat", "open_chat"]
+
+ChatEvents = AsyncIterator[TokenChunk | ChatAnswer]
 
 
 class ChatBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
@@ -18,21 +37,82 @@ class ChatBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
 
     prompt: Annotated[str, msgspec.Meta(min_length=1, description="The question; URLs in it are read.")]
     collection: Annotated[
-        str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Document collection to search.")
+        str, msgspec.Meta(pattern=COLLECTION_PATTERN, description="Document collection to search.")
     ] = "default"
     max_tokens: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 512
     use_web: bool = True
     use_documents: bool = True
+    stream: Annotated[bool, msgspec.Meta(description="Answer as Server-Sent Events.")] = False
+
+    def to_request(self, tenant: Tenant) -> ChatRequest:
+        """The bus request, its collection scoped to the caller's tenant."""
+        return ChatRequest(
+            prompt=self.prompt,
+            collection=tenant.collection(self.collection),
+            max_tokens=self.max_tokens,
+            use_web=self.use_web,
+            use_documents=self.use_documents,
+        )
 
 
-@post("/chat", status_code=200, summary="Ask a question")
-async def chat(data: ChatBody, chat_service: ChatService) -> ChatAnswer:
+async def open_chat(chat_service: ChatService, request: ChatRequest, chat_id: str) -> ChatEvents:
+    """Start a chat and wait for its first event, so early failures raise here, not mid-stream."""
+    events = chat_service.stream(request, request_id=chat_id)
+    try:
+        first = await anext(events)
+    except BaseException:
+        await events.aclose()
+        raise
+    return _prepend(first, events)
+
+
+async def _prepend(first: TokenChunk | ChatAnswer, events: ChatEvents) -> ChatEvents:
+    async with aclosing(events):  # type: ignore[type-var]
+        yield first
+        async for event in events:
+            yield event
+
+
+@post(
+    "/chat",
+    status_code=200,
+    summary="Ask a question",
+    description="JSON answer, or Server-Sent Events (chunk..., answer | error) when `stream` is true.",
+    responses={200: ResponseSpec(data_container=ChatAnswer, description="The answer (or its SSE stream)")},
+)
+async def chat(
+    data: ChatBody, request: Request, chat_service: ChatService, metrics: GatewayMetrics  # type: ignore[type-arg]
+) -> Response[Any]:
     """Answer from the pages linked in the prompt and the collection's documents."""
-    request = ChatRequest(
-        prompt=data.prompt,
-        collection=data.collection,
-        max_tokens=data.max_tokens,
-        use_web=data.use_web,
-        use_documents=data.use_documents,
-    )
-    return await chat_service.answer(request)
+    tenant = tenant_of(request)
+    chat_request = data.to_request(tenant)
+    chat_id = chat_id_for(request)
+    if not data.stream:
+        answer = await chat_service.answer(chat_request, request_id=chat_id)
+        metrics.count_context_errors(answer.context_errors)
+        return Response(answer)
+    events = await open_chat(chat_service, chat_request, chat_id)
+    stream = _sse(events, metrics)
+    # Runs after the response ends, also when the client went away mid-stream:
+    # closing the generator closes the chat, which cancels the generation.
+    return ServerSentEvent(stream, background=BackgroundTask(stream.aclose))
+
+
+async def _sse(events: ChatEvents, metrics: GatewayMetrics) -> AsyncGenerator[ServerSentEventMessage, None]:
+    metrics.streams.inc()
+    try:
+        async with aclosing(events):  # type: ignore[type-var]
+            try:
+                async for event in events:
+                    if isinstance(event, TokenChunk):
+                        body = msgspec.json.encode({"seq": event.seq, "text": event.text})
+                        yield ServerSentEventMessage(data=body.decode(), event="chunk")
+                    else:
+                        metrics.count_context_errors(event.context_errors)
+                        yield ServerSentEventMessage(data=msgspec.json.encode(event).decode(), event="answer")
+            except ServiceError as exc:
+                metrics.upstream_errors.labels(service="inference").inc()
+                error = msgspec.json.encode({"code": exc.code, "detail": exc.detail}).decode()
+                yield ServerSentEventMessage(data=error, event="error")
+    finally:
+        metrics.streams.dec()

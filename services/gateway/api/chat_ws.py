@@ -1,0 +1,141 @@
+"""`WS /v1/chat/ws`: chats over one WebSocket, one at a time, each cancellable.
+
+Client to server: a chat (the `POST /v1/chat` body: `{"prompt": ...}`), or
+`{"type": "cancel"}` while an answer streams. Server to client:
+`{"type": "chunk", "seq", "text"}`..., then `{"type": "answer", ...ChatAnswer}`,
+or `{"type": "error", "code", "detail"}`, or `{"type": "cancelled"}`.
+A cancel, or a closed socket, stops the generation down to Triton.
+With API keys on, the handshake carries `Authorization: Bearer <key>` like
+any `/v1` request (browsers cannot set it: the web page uses SSE instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from contextlib import aclosing
+from typing import Any
+
+import msgspec
+from litestar import WebSocket, websocket
+from litestar.exceptions import WebSocketDisconnect
+
+from proto.chat import ChatAnswer, ChatRequest
+from proto.common import ErrorCode
+from runtime.errors import ServiceError
+from services.gateway.api.chat import ChatBody
+from services.gateway.chat import ChatService
+from services.gateway.metrics import GatewayMetrics
+from services.gateway.middleware import chat_id_for
+from services.gateway.protection import tenant_of
+from services.gateway.settings import GatewaySettings
+
+__all__ = ["chat_ws"]
+
+
+class _Cancelled(Exception):
+    """The client asked to cancel the answer being streamed."""
+
+
+@websocket("/chat/ws")
+async def chat_ws(
+    socket: WebSocket,  # type: ignore[type-arg]
+    chat_service: ChatService,
+    metrics: GatewayMetrics,
+    settings: GatewaySettings,
+) -> None:
+    """Answer each chat sent on the socket, streaming chunks and a final answer."""
+    await socket.accept()
+    tenant = tenant_of(socket)
+    try:
+        while True:
+            message = await _receive(socket, settings)
+            if message is None or message.get("type") == "cancel":
+                continue  # nothing to cancel between chats
+            try:
+                body = msgspec.convert(message, ChatBody)
+            except msgspec.ValidationError as exc:
+                await _send_error(socket, ErrorCode.BAD_REQUEST, f"invalid chat: {exc}")
+                continue
+            request = body.to_request(tenant)
+            await _answer(socket, chat_service, metrics, settings, request, chat_id_for(socket))
+    except WebSocketDisconnect:
+        return
+
+
+async def _answer(
+    socket: WebSocket,  # type: ignore[type-arg]
+    chat_service: ChatService,
+    metrics: GatewayMetrics,
+    settings: GatewaySettings,
+    request: ChatRequest,
+    chat_id: str,
+) -> None:
+    relay = asyncio.create_task(_relay(socket, chat_service, metrics, request, chat_id))
+    listener = asyncio.create_task(_wait_for_cancel(socket, settings))
+    metrics.streams.inc()
+    try:
+        done, _ = await asyncio.wait({relay, listener}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        metrics.streams.dec()
+        for task in (relay, listener):
+            task.cancel()  # cancelling the relay closes the chat's stream: the generation is cancelled
+        await asyncio.gather(relay, listener, return_exceptions=True)
+    finished = relay if relay in done else listener
+    error = finished.exception()
+    if isinstance(error, _Cancelled):
+        await socket.send_json({"type": "cancelled", "id": chat_id})
+    elif error is not None:
+        raise error  # WebSocketDisconnect ends the session; anything else is a bug
+
+
+async def _relay(
+    socket: WebSocket,  # type: ignore[type-arg]
+    chat_service: ChatService,
+    metrics: GatewayMetrics,
+    request: ChatRequest,
+    chat_id: str,
+) -> None:
+    try:
+        async with aclosing(chat_service.stream(request, request_id=chat_id)) as events:
+            async for event in events:
+                if isinstance(event, ChatAnswer):
+                    metrics.count_context_errors(event.context_errors)
+                    await socket.send_json({**msgspec.to_builtins(event), "type": "answer"})
+                else:
+                    await socket.send_json({"type": "chunk", "seq": event.seq, "text": event.text})
+    except ServiceError as exc:
+        if exc.code in (ErrorCode.UNAVAILABLE, ErrorCode.TIMEOUT):
+            metrics.upstream_errors.labels(service="inference").inc()
+        await _send_error(socket, exc.code, exc.detail)
+
+
+async def _wait_for_cancel(socket: WebSocket, settings: GatewaySettings) -> None:  # type: ignore[type-arg]
+    """Return never; raise `_Cancelled` on a cancel, `WebSocketDisconnect` when the client leaves."""
+    while True:
+        message = await _receive(socket, settings)
+        if message is not None and message.get("type") == "cancel":
+            raise _Cancelled
+        await _send_error(socket, "busy", "one chat at a time: wait for the answer or send a cancel")
+
+
+async def _receive(socket: WebSocket, settings: GatewaySettings) -> dict[str, Any] | None:  # type: ignore[type-arg]
+    """The next JSON object from the client, or None after telling it what was wrong."""
+    text = await socket.receive_data(mode="text")
+    if len(text) > settings.ws_max_message_bytes:
+        await _send_error(socket, ErrorCode.TOO_LARGE, f"message over {settings.ws_max_message_bytes} bytes")
+        return None
+    try:
+        message = msgspec.json.decode(text)
+    except msgspec.DecodeError as exc:
+        await _send_error(socket, ErrorCode.BAD_REQUEST, f"malformed JSON: {exc}")
+        return None
+    if not isinstance(message, dict):
+        await _send_error(socket, ErrorCode.BAD_REQUEST, "send a JSON object")
+        return None
+    return message
+
+
+async def _send_error(socket: WebSocket, code: str, detail: str) -> None:  # type: ignore[type-arg]
+    with contextlib.suppress(WebSocketDisconnect):
+        await socket.send_json({"type": "error", "code": code, "detail": detail})

@@ -1,0 +1,205 @@
+"""The OpenAI-compatible API: `POST /v1/chat/completions` (streamed or not) and `GET /v1/models`.
+
+The question is the text of the last `user` message; earlier messages
+(system prompts, the conversation so far) are ignored, because every answer
+is grounded in the pages linked in that message and the caller's documents,
+not in the conversation. URLs in the question are read as in `POST /v1/chat`;
+documents are searched in the `default` collection. The answer's sources
+are added to the response as an extra `sources` field (on the last chunk
+when streaming), which OpenAI clients ignore or expose as extra data.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.background_tasks import BackgroundTask
+from litestar.exceptions import HTTPException
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from proto.chat import ChatAnswer, ChatRequest
+from proto.inference import TokenChunk
+from runtime.errors import ServiceError
+from services.gateway.api.chat import ChatEvents, open_chat
+from services.gateway.chat import ChatService
+from services.gateway.errors import RateLimited
+from services.gateway.metrics import GatewayMetrics
+from services.gateway.middleware import chat_id_for
+from services.gateway.protection import tenant_of
+from services.gateway.settings import GatewaySettings
+
+__all__ = ["CompletionBody", "chat_completions", "get_model", "list_models"]
+
+_OWNER = "genai-services"
+
+
+class ContentPart(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """A part of a message's content; only text parts are read."""
+
+    type: str
+    text: str = ""
+
+
+class ChatMessage(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """One message of the conversation."""
+
+    role: str
+    content: str | list[ContentPart] | None = None
+
+
+class CompletionBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """An OpenAI chat completion request (sampling parameters are accepted and ignored)."""
+
+    model: str
+    messages: Annotated[list[ChatMessage], msgspec.Meta(min_length=1)]
+    stream: bool = False
+    max_tokens: Annotated[int, msgspec.Meta(ge=1, le=4096)] | None = None
+    max_completion_tokens: Annotated[int, msgspec.Meta(ge=1, le=4096)] | None = None
+
+
+def _openai_error(
+    status: int, message: str, code: str, param: str | None = None, headers: dict[str, str] | None = None
+) -> Response[Any]:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return Response(body, status_code=status, headers=headers)
+
+
+def _service_error(_: Request, exc: ServiceError) -> Response[Any]:  # type: ignore[type-arg]
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+    return _openai_error(getattr(exc, "status_code", 500), exc.detail, exc.code, headers=headers)
+
+
+def _http_error(_: Request, exc: HTTPException) -> Response[Any]:  # type: ignore[type-arg]
+    headers = dict(exc.headers) if exc.headers else None
+    return _openai_error(exc.status_code, exc.detail, "invalid_request", headers=headers)
+
+
+_ERRORS = {ServiceError: _service_error, HTTPException: _http_error}
+
+
+def _question(messages: list[ChatMessage]) -> str:
+    for message in reversed(messages):
+        if message.role != "user" or message.content is None:
+            continue
+        if isinstance(message.content, str):
+            return message.content
+        return "\n".join(part.text for part in message.content if part.type == "text")
+    return ""
+
+
+@get("/models", summary="OpenAI: list models", exception_handlers=_ERRORS)  # type: ignore[arg-type]
+async def list_models(settings: GatewaySettings) -> dict[str, Any]:
+    """The models `POST /v1/chat/completions` accepts."""
+    return {"object": "list", "data": [_model(name) for name in settings.models]}
+
+
+@get("/models/{model:str}", summary="OpenAI: one model", exception_handlers=_ERRORS)  # type: ignore[arg-type]
+async def get_model(model: str, settings: GatewaySettings) -> Response[Any]:
+    """One model, or 404."""
+    if model not in settings.models:
+        return _openai_error(404, f"The model '{model}' does not exist", "model_not_found", "model")
+    return Response(_model(model))
+
+
+def _model(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": _OWNER}
+
+
+@post(
+    "/chat/completions",
+    status_code=200,
+    summary="OpenAI: chat completion",
+    exception_handlers=_ERRORS,  # type: ignore[arg-type]
+)
+async def chat_completions(
+    data: CompletionBody,
+    request: Request,  # type: ignore[type-arg]
+    chat_service: ChatService,
+    metrics: GatewayMetrics,
+    settings: GatewaySettings,
+) -> Response[Any]:
+    """Answer the last user message; streamed as `data: {chunk}` lines ending with `data: [DONE]`."""
+    if data.model not in settings.models:
+        return _openai_error(404, f"The model '{data.model}' does not exist", "model_not_found", "model")
+    question = _question(data.messages).strip()
+    if not question:
+        return _openai_error(400, "no user message with text content", "invalid_request", "messages")
+    chat_request = ChatRequest(
+        prompt=question,
+        collection=tenant_of(request).collection("default"),
+        max_tokens=data.max_completion_tokens or data.max_tokens or 512,
+    )
+    chat_id = chat_id_for(request)
+    completion = _Completion(f"chatcmpl-{chat_id}", data.model, question)
+    events = await open_chat(chat_service, chat_request, chat_id)
+    if data.stream:
+        stream = _stream(completion, events, metrics)
+        return ServerSentEvent(stream, background=BackgroundTask(stream.aclose))
+    async with aclosing(events):  # type: ignore[type-var]
+        async for event in events:
+            if isinstance(event, ChatAnswer):
+                metrics.count_context_errors(event.context_errors)
+                return Response(completion.whole(event))
+            completion.tokens += 1
+    raise AssertionError("a chat stream always ends with its answer")
+
+
+class _Completion:
+    """The fields every object of one completion shares."""
+
+    def __init__(self, completion_id: str, model: str, question: str) -> None:
+        self.id = completion_id
+        self.model = model
+        self.created = int(time.time())
+        self.prompt_tokens = len(question.split())
+        self.tokens = 0
+
+    def usage(self) -> dict[str, int]:
+        total = self.prompt_tokens + self.tokens
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.tokens, "total_tokens": total}
+
+    def whole(self, answer: ChatAnswer) -> dict[str, Any]:
+        message = {"role": "assistant", "content": answer.answer}
+        choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
+        return {**self._head("chat.completion"), "choices": [choice], "usage": self.usage(),
+                "sources": msgspec.to_builtins(answer.sources)}
+
+    def chunk(self, delta: dict[str, str], finish_reason: str | None = None, **extra: Any) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
+        body = {**self._head("chat.completion.chunk"), "choices": [choice], **extra}
+        return msgspec.json.encode(body).decode()
+
+    def _head(self, kind: str) -> dict[str, Any]:
+        return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
+
+
+async def _stream(
+    completion: _Completion, events: ChatEvents, metrics: GatewayMetrics
+) -> AsyncGenerator[ServerSentEventMessage, None]:
+    metrics.streams.inc()
+    try:
+        yield ServerSentEventMessage(data=completion.chunk({"role": "assistant", "content": ""}))
+        async with aclosing(events):  # type: ignore[type-var]
+            try:
+                async for event in events:
+                    if isinstance(event, TokenChunk):
+                        completion.tokens += 1
+                        yield ServerSentEventMessage(data=completion.chunk({"content": event.text}))
+                        continue
+                    metrics.count_context_errors(event.context_errors)
+                    sources = msgspec.to_builtins(event.sources)
+                    last = completion.chunk({}, "stop", usage=completion.usage(), sources=sources)
+                    yield ServerSentEventMessage(data=last)
+            except ServiceError as exc:
+                metrics.upstream_errors.labels(service="inference").inc()
+                error = {"error": {"message": exc.detail, "type": "server_error", "code": exc.code}}
+                yield ServerSentEventMessage(data=msgspec.json.encode(error).decode())
+        yield ServerSentEventMessage(data="[DONE]")
+    finally:
+        metrics.streams.dec()

@@ -1,0 +1,131 @@
+"""`/v1/jobs`: batch jobs of texts or images, worked in the background.
+
+`POST /v1/jobs` -> 202 with the job id; `GET /v1/jobs/{id}` its state;
+`GET /v1/jobs/{id}/results` text as JSON lines, images as links;
+`GET /v1/jobs/{id}/items/{n}` one item's text or PNG; `DELETE /v1/jobs/{id}`
+cancels; `WS /v1/jobs/{id}/events` streams progress until the job ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, Router, WebSocket, delete, get, post, websocket
+from litestar.di import Provide
+from litestar.response import Stream
+
+from proto.jobs import ItemFailure, JobKind, JobOptions, JobState, JobStatus, JobSubmitted
+from services.gateway.jobs import JobDoor, JobNotFound
+
+__all__ = ["JobBody", "JobView", "jobs_router"]
+
+_WS_NO_SUCH_JOB = 4404  # WebSocket close code: the job does not exist
+
+
+class JobBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A job as clients submit it."""
+
+    kind: JobKind
+    items: Annotated[list[str], msgspec.Meta(min_length=1, description="One prompt per item.")]
+    options: JobOptions = JobOptions()
+
+
+class JobView(msgspec.Struct, kw_only=True):
+    """A job's state as clients see it."""
+
+    job_id: str
+    kind: JobKind
+    state: JobState
+    total: int
+    done: int
+    failed: int
+    failures: list[ItemFailure]
+    reason: str
+    created_at: float
+    updated_at: float
+
+
+def _view(status: JobStatus) -> JobView:
+    return JobView(
+        job_id=status.job_id,
+        kind=status.kind,
+        state=status.state,
+        total=status.total,
+        done=len(status.done),
+        failed=len(status.failures),
+        failures=list(status.failures),
+        reason=status.reason,
+        created_at=status.created_at,
+        updated_at=status.updated_at,
+    )
+
+
+@post("/", status_code=202, summary="Submit a batch job")
+async def submit_job(data: JobBody, job_door: JobDoor) -> JobSubmitted:
+    """Queue one item per prompt; poll the job or watch its events for progress."""
+    return await job_door.submit(data.kind, data.items, data.options)
+
+
+@get("/{job_id:str}", summary="A job's state")
+async def job_status(job_id: str, job_door: JobDoor) -> JobView:
+    """State, done/total, and the failed items with their reasons."""
+    return _view(await job_door.status(job_id))
+
+
+@delete("/{job_id:str}", status_code=200, summary="Cancel a job")
+async def cancel_job(job_id: str, job_door: JobDoor) -> JobView:
+    """Drop the job's remaining items; a finished job is left as it is."""
+    return _view(await job_door.cancel(job_id))
+
+
+@get("/{job_id:str}/results", summary="A job's results so far")
+async def job_results(job_id: str, job_door: JobDoor, request: Request[Any, Any, Any]) -> Response[Any]:
+    """Text jobs: JSON lines `{"item", "text"}` or `{"item", "error"}`; image jobs: links."""
+    status = await job_door.status(job_id)
+    if status.kind == JobKind.IMAGE:
+        base = str(request.url.path).rstrip("/").removesuffix("/results")
+        items = [{"item": n, "url": f"{base}/items/{n}"} for n in status.done]
+        body = {"job_id": job_id, "state": status.state, "items": items, "failures": status.failures}
+        return Response(body)
+
+    async def lines() -> AsyncIterator[bytes]:
+        async for result in job_door.results(status):
+            if result.data is not None:
+                line: dict[str, Any] = {"item": result.item, "text": result.data.decode("utf-8", "replace")}
+            else:
+                line = {"item": result.item, "error": result.error}
+            yield msgspec.json.encode(line) + b"\n"
+
+    return Stream(lines(), media_type="application/x-ndjson")
+
+
+@get("/{job_id:str}/items/{item:int}", summary="One item's result")
+async def job_item(job_id: str, item: int, job_door: JobDoor) -> Response[bytes]:
+    """The item's text or PNG; 409 while it has no result."""
+    data, content_type = await job_door.item(job_id, item)
+    return Response(data, media_type=content_type)
+
+
+@websocket("/{job_id:str}/events")
+async def job_events(socket: WebSocket[Any, Any, Any], job_id: str, job_door: JobDoor) -> None:
+    """Send the job's state, then one JSON message per progress event, until it ends."""
+    await socket.accept()
+    try:
+        async for event in job_door.events(job_id):
+            await socket.send_json(msgspec.to_builtins(event))
+    except JobNotFound as exc:
+        await socket.close(code=_WS_NO_SUCH_JOB, reason=exc.detail[:120])
+        return
+    await socket.close()
+
+
+def jobs_router(door: JobDoor) -> Router:
+    """The `/jobs` routes, served by `door` (mount under the guarded `/v1` router)."""
+    return Router(
+        "/jobs",
+        route_handlers=[submit_job, job_status, cancel_job, job_results, job_item, job_events],
+        dependencies={"job_door": Provide(lambda: door, sync_to_thread=False)},
+        request_max_body_size=door.settings.max_body_bytes,
+    )

@@ -1,0 +1,36 @@
+"""The web chat page at `/` (plain HTML and JavaScript, no build step) and `/metrics`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from litestar import Response, get
+from litestar.handlers import HTTPRouteHandler
+from litestar.static_files import create_static_files_router
+from litestar.types import ControllerRouterHandler
+
+from services.gateway.metrics import CONTENT_TYPE, GatewayMetrics
+
+__all__ = ["STATIC_DIR", "metrics", "web_routes"]
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+@get("/metrics", summary="Prometheus metrics", include_in_schema=False, sync_to_thread=False)
+def metrics(metrics: GatewayMetrics) -> Response[bytes]:
+    """The process's metrics in the Prometheus text format."""
+    return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+
+def web_routes() -> list[ControllerRouterHandler]:
+    """`/` (the page) and `/static/*` (its script and style)."""
+    page = (STATIC_DIR / "index.html").read_bytes()
+
+    @get("/", include_in_schema=False, sync_to_thread=False)
+    def index() -> Response[bytes]:
+        return Response(page, media_type="text/html; charset=utf-8")
+
+    static: HTTPRouteHandler | ControllerRouterHandler = create_static_files_router(
+        path="/static", directories=[STATIC_DIR], include_in_schema=False
+    )
+    return [index, static]

@@ -1,0 +1,215 @@
+"""Documents on the bus: store an upload and queue its ingestion, read states, delete, search.
+
+The contract with rag is `proto/documents.py`: the bytes go to the
+`DOCUMENTS_OBJECTS` object store under the document id, its `DocumentStatus`
+to the `DOCUMENTS_BUCKET` key-value bucket, and an `IngestDocument` to the
+durable `INGEST` stream with `Nats-Msg-Id` = document id. The same file
+uploaded twice to one collection is one document: a second upload returns
+the first one's state (unless it failed, then it is queued again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+
+from faststream.nats import NatsBroker
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.kv import KeyValue
+from nats.js.object_store import ObjectStore
+
+from proto.common import ErrorCode, ErrorReply, MessageDecodeError, decode, encode
+from proto.context import Passage, RetrieveReply, RetrieveRequest
+from proto.documents import (
+    DeleteDocument,
+    DocumentDeleted,
+    DocumentState,
+    DocumentStatus,
+    IngestDocument,
+    document_id_for,
+)
+from proto.streams import INGEST_STREAM_CONFIG
+from proto.subjects import DOCUMENT_DELETE, DOCUMENTS_BUCKET, DOCUMENTS_OBJECTS, INGEST, RETRIEVE
+from runtime.jetstream import ensure_stream
+from runtime.logging import get_logger
+from services.gateway.buckets import open_key_value, open_object_store
+from services.gateway.errors import DocumentNotFound, GatewayError, UpstreamUnavailable
+
+__all__ = ["DocumentService", "Upload"]
+
+_log = get_logger(__name__)
+
+
+class Upload:
+    """An uploaded file, its type already checked."""
+
+    __slots__ = ("collection", "content_type", "data", "file_name")
+
+    def __init__(self, *, data: bytes, file_name: str, content_type: str, collection: str) -> None:
+        self.data = data
+        self.file_name = file_name
+        self.content_type = content_type
+        self.collection = collection  # the stored (tenant-scoped) name
+
+
+class DocumentService:
+    """The gateway's side of documents; one per process, its buckets opened on first use."""
+
+    def __init__(self, broker: NatsBroker, *, timeout_s: float, list_concurrency: int) -> None:
+        self._broker = broker
+        self._timeout_s = timeout_s
+        self._list_limit = asyncio.Semaphore(list_concurrency)
+        self._opened: tuple[JetStreamContext, KeyValue, ObjectStore] | None = None
+        self._opening = asyncio.Lock()
+
+    async def store(self, upload: Upload) -> tuple[DocumentStatus, bool]:
+        """Store and queue an upload; returns its state and whether it was queued now."""
+        sha256 = await asyncio.to_thread(lambda: hashlib.sha256(upload.data).hexdigest())
+        document_id = document_id_for(upload.collection, sha256)
+        js, states, objects = await self._buckets()
+        existing = await self._read(states, document_id)
+        if existing is not None and existing.state is not DocumentState.FAILED:
+            return existing, False
+        now = time.time()
+        status = DocumentStatus(
+            document_id=document_id,
+            collection=upload.collection,
+            file_name=upload.file_name,
+            content_type=upload.content_type,
+            size=len(upload.data),
+            sha256=sha256,
+            state=DocumentState.QUEUED,
+            attempts=existing.attempts if existing is not None else 0,
+            created_at=now,
+            updated_at=now,
+        )
+        ingest = IngestDocument(
+            document_id=document_id,
+            collection=upload.collection,
+            file_name=upload.file_name,
+            content_type=upload.content_type,
+            object_name=document_id,
+            sha256=sha256,
+            size=len(upload.data),
+        )
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await objects.put(document_id, upload.data)
+                await states.put(document_id, encode(status))
+                await js.publish(INGEST, encode(ingest), headers={"Nats-Msg-Id": document_id})
+        except (NatsError, TimeoutError) as exc:
+            raise UpstreamUnavailable(f"could not store the upload ({type(exc).__name__})") from exc
+        _log.info("document queued", document_id=document_id, size=len(upload.data))
+        return status, True
+
+    async def status(self, document_id: str) -> DocumentStatus:
+        """A document's state, or `DocumentNotFound`."""
+        _, states, _ = await self._buckets()
+        status = await self._read(states, document_id)
+        if status is None:
+            raise DocumentNotFound(f"no document {document_id}")
+        return status
+
+    async def all(self) -> list[DocumentStatus]:
+        """Every document's state, newest first."""
+        _, states, _ = await self._buckets()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                keys = await states.keys()
+        except NoKeysError:
+            return []
+        except (NatsError, TimeoutError) as exc:
+            raise UpstreamUnavailable(f"could not list documents ({type(exc).__name__})") from exc
+
+        async def read(key: str) -> DocumentStatus | None:
+            async with self._list_limit:
+                return await self._read(states, key)
+
+        found = await asyncio.gather(*(read(key) for key in keys))
+        return sorted((s for s in found if s is not None), key=lambda s: s.created_at, reverse=True)
+
+    async def delete(self, status: DocumentStatus) -> DocumentDeleted:
+        """Ask rag to remove a document's chunks, object and state."""
+        request = DeleteDocument(document_id=status.document_id, collection=status.collection)
+        reply = await self._request(request, DOCUMENT_DELETE, DocumentDeleted, self._timeout_s)
+        assert isinstance(reply, DocumentDeleted)
+        return reply
+
+    async def search(self, request: RetrieveRequest, timeout_s: float) -> list[Passage]:
+        """Ranked passages of a collection's documents."""
+        reply = await self._request(request, RETRIEVE, RetrieveReply, timeout_s)
+        assert isinstance(reply, RetrieveReply)
+        return reply.passages
+
+    async def _request(
+        self,
+        message: DeleteDocument | RetrieveRequest,
+        subject: str,
+        reply_type: type[DocumentDeleted] | type[RetrieveReply],
+        timeout_s: float,
+    ) -> DocumentDeleted | RetrieveReply:
+        try:
+            response = await self._broker.request(message, subject, timeout=timeout_s)
+            reply: DocumentDeleted | RetrieveReply | ErrorReply = decode(
+                response.body, reply_type | ErrorReply
+            )
+        except (NatsError, TimeoutError) as exc:
+            raise UpstreamUnavailable(f"rag did not answer ({type(exc).__name__})") from exc
+        except MessageDecodeError as exc:
+            raise UpstreamUnavailable(f"rag answered nonsense: {exc.detail}") from exc
+        if isinstance(reply, ErrorReply):
+            raise _error_from(reply)
+        return reply
+
+    async def _read(self, states: KeyValue, document_id: str) -> DocumentStatus | None:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                entry = await states.get(document_id)
+        except KeyNotFoundError:
+            return None
+        except (NatsError, TimeoutError) as exc:
+            raise UpstreamUnavailable(f"could not read document state ({type(exc).__name__})") from exc
+        if not entry.value:
+            return None
+        try:
+            return decode(entry.value, DocumentStatus)
+        except MessageDecodeError:
+            _log.warning("unreadable document state", document_id=document_id)
+            return None
+
+    async def _buckets(self) -> tuple[JetStreamContext, KeyValue, ObjectStore]:
+        if self._opened is None:
+            async with self._opening:
+                if self._opened is None:
+                    self._opened = await self._open()
+        return self._opened
+
+    async def _open(self) -> tuple[JetStreamContext, KeyValue, ObjectStore]:
+        js = self._broker.connection.jetstream(timeout=self._timeout_s)
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await ensure_stream(js, INGEST_STREAM_CONFIG)
+                states = await open_key_value(
+                    js, KeyValueConfig(bucket=DOCUMENTS_BUCKET, storage=StorageType.FILE)
+                )
+                objects = await open_object_store(js, DOCUMENTS_OBJECTS)
+        except (NatsError, TimeoutError) as exc:
+            raise UpstreamUnavailable(f"document storage unavailable ({type(exc).__name__})") from exc
+        return js, states, objects
+
+
+def _error_from(reply: ErrorReply) -> GatewayError:
+    detail = f"rag: {reply.detail}"
+    if reply.code == ErrorCode.NOT_FOUND:
+        return DocumentNotFound(detail)
+    if reply.code in (ErrorCode.UNAVAILABLE, ErrorCode.TIMEOUT):
+        return UpstreamUnavailable(detail)
+    if reply.code == ErrorCode.BAD_REQUEST:
+        error = GatewayError(detail, code=reply.code)
+        error.status_code = 400
+        return error
+    return GatewayError(detail, code=reply.code)

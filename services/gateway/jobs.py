@@ -1,0 +1,373 @@
+"""The gateway's door to batch jobs: submit, look, read results, cancel, watch.
+
+A submission writes the job's `JobStatus` to the key-value bucket first, then
+publishes one durable `JobItem` per prompt (with `Nats-Msg-Id`, so a retried
+publish is dropped by the stream), then marks the job `queued_all`. Every
+status write is a compare-and-set, like the workers' (see `proto/jobs.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+import msgspec
+from faststream.nats import NatsBroker
+from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.errors import (
+    BucketNotFoundError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    ObjectNotFoundError,
+)
+
+from proto.common import ErrorCode, MessageDecodeError, decode, encode
+from proto.jobs import (
+    TERMINAL_STATES,
+    JobItem,
+    JobKind,
+    JobOptions,
+    JobProgress,
+    JobState,
+    JobStatus,
+    JobSubmitted,
+    item_msg_id,
+    result_object_name,
+)
+from proto.streams import JOB_RESULTS_CONFIG, JOB_STATE_CONFIG, JOBS_DEAD_STREAM_CONFIG, JOBS_STREAM_CONFIG
+from proto.subjects import (
+    JOB_RESULTS_OBJECTS,
+    JOB_STATE_BUCKET,
+    JOBS_STREAM,
+    job_events_subject,
+    job_items_subject,
+)
+from runtime.jetstream import ensure_stream
+from runtime.logging import get_logger
+from runtime.settings import load_settings
+from services.gateway.errors import GatewayError, UpstreamUnavailable
+
+if TYPE_CHECKING:
+    from nats.js import JetStreamContext
+    from nats.js.kv import KeyValue
+    from nats.js.object_store import ObjectStore
+
+__all__ = [
+    "InvalidJob",
+    "ItemNotReady",
+    "JobApiSettings",
+    "JobDoor",
+    "JobNotFound",
+    "ItemResult",
+    "TooManyItems",
+]
+
+_log = get_logger(__name__)
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class JobApiSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Limits of the job API, read from `GATEWAY_JOBS_*` variables."""
+
+    max_items: int = 1000  # prompts in one job
+    max_body_bytes: int = 4_000_000  # a job submission's JSON body
+    max_prompt_chars: int = 8_000  # one text item's prompt (its own Sources: block included)
+    max_image_prompt_chars: int = 2_000  # one image item's prompt
+    publish_concurrency: int = 64  # item publications awaiting JetStream's ack at once
+    read_concurrency: int = 16  # results read at once when listing a job's results
+    nats_timeout_s: float = 5.0  # deadline of one JetStream call
+    cas_attempts: int = 100  # compare-and-set retries of one job-state write
+    events_poll_s: float = 10.0  # WebSocket: the status is re-read when no event came for this long
+
+
+class JobNotFound(GatewayError):
+    """No job (or no item) by that id."""
+
+    code = ErrorCode.NOT_FOUND
+    status_code = 404
+
+
+class InvalidJob(GatewayError):
+    """The job cannot be accepted as it is."""
+
+    code = ErrorCode.BAD_REQUEST
+    status_code = 400
+
+
+class TooManyItems(GatewayError):
+    """More items, or a longer prompt, than the limits allow."""
+
+    code = ErrorCode.TOO_LARGE
+    status_code = 413
+
+
+class ItemNotReady(GatewayError):
+    """The item has no result (yet, or ever: it failed)."""
+
+    code = "not_ready"
+    status_code = 409
+
+
+class ItemResult(msgspec.Struct, frozen=True):
+    """One item's outcome in a results listing: its bytes, or why it has none."""
+
+    item: int
+    data: bytes | None
+    content_type: str = ""
+    error: str = ""
+
+
+class _Buckets(msgspec.Struct, frozen=True):
+    js: JetStreamContext
+    state: KeyValue
+    results: ObjectStore
+
+
+class JobDoor:
+    """Jobs as the gateway's routes see them; one per gateway process."""
+
+    def __init__(self, broker: NatsBroker, settings: JobApiSettings) -> None:
+        self._broker = broker
+        self._settings = settings
+        self._buckets: _Buckets | None = None
+        self._opening = asyncio.Lock()
+
+    @property
+    def settings(self) -> JobApiSettings:
+        """The limits this door enforces."""
+        return self._settings
+
+    @classmethod
+    def from_env(cls, broker: NatsBroker) -> JobDoor:
+        """A door with settings from `GATEWAY_JOBS_*`."""
+        return cls(broker, load_settings(JobApiSettings, "GATEWAY_JOBS"))
+
+    async def submit(self, kind: JobKind, prompts: list[str], options: JobOptions) -> JobSubmitted:
+        """Accept a job: record it, queue its items, return its id."""
+        self._check(kind, prompts)
+        b = await self._ready()
+        job_id = uuid.uuid4().hex
+        now = time.time()
+        status = JobStatus(
+            job_id=job_id,
+            kind=kind,
+            total=len(prompts),
+            state=JobState.QUEUED,
+            options=options,
+            created_at=now,
+            updated_at=now,
+        )
+        await b.state.create(job_id, encode(status))
+        try:
+            await self._publish_items(b.js, job_id, kind, prompts, options)
+        except (NatsError, TimeoutError) as exc:
+            _log.error("job items could not be queued", job_id=job_id, error=repr(exc))
+            reason = f"could not queue the items: {type(exc).__name__}"
+            await self._change(job_id, lambda s: _fail(s, reason))
+            await b.js.purge_stream(JOBS_STREAM, subject=job_items_subject(job_id))
+            raise UpstreamUnavailable("the job queue is unavailable; try again later") from exc
+        now_status = await self._change(job_id, _mark_queued_all)
+        _log.info("job submitted", job_id=job_id, kind=kind, items=len(prompts))
+        return JobSubmitted(job_id=job_id, kind=kind, total=len(prompts), state=now_status.state)
+
+    async def status(self, job_id: str) -> JobStatus:
+        """The job's status; JobNotFound when there is none."""
+        found = await self._entry(job_id)
+        if found is None:
+            raise JobNotFound(f"no job {job_id!r}")
+        return found[0]
+
+    async def cancel(self, job_id: str) -> JobStatus:
+        """Cancel the job: its queued items are dropped; a finished job stays as it is."""
+        status = await self._change(job_id, _cancel)
+        if status.state == JobState.CANCELLED:
+            b = await self._ready()
+            await b.js.purge_stream(JOBS_STREAM, subject=job_items_subject(job_id))
+            await self._broker.connection.publish(job_events_subject(job_id), encode(_progress(status)))
+            _log.info("job cancelled", job_id=job_id, done=len(status.done))
+        return status
+
+    async def item(self, job_id: str, item: int) -> tuple[bytes, str]:
+        """One item's result and its content type."""
+        status = await self.status(job_id)
+        if not 0 <= item < status.total:
+            raise JobNotFound(f"job {job_id} has items 0 to {status.total - 1}")
+        for failure in status.failures:
+            if failure.item == item:
+                raise ItemNotReady(f"item {item} failed: {failure.reason}")
+        result = await self._read(job_id, item)
+        if result is None:
+            raise ItemNotReady(f"item {item} is not done yet (job {status.state})")
+        return result
+
+    async def results(self, status: JobStatus) -> AsyncIterator[ItemResult]:
+        """Every finished item of the job in item order: its result or its failure."""
+        reasons = {failure.item: failure.reason for failure in status.failures}
+        finished = sorted({*status.done, *reasons})
+        window = self._settings.read_concurrency
+        for start in range(0, len(finished), window):
+            batch = finished[start : start + window]
+            reads = await asyncio.gather(
+                *(self._read(status.job_id, n) if n not in reasons else _none() for n in batch)
+            )
+            for n, read in zip(batch, reads, strict=True):
+                if read is not None:
+                    yield ItemResult(item=n, data=read[0], content_type=read[1])
+                else:
+                    yield ItemResult(item=n, data=None, error=reasons.get(n, "result missing"))
+
+    async def events(self, job_id: str) -> AsyncIterator[JobProgress]:
+        """The job's progress: its state now, then each event, until it is finished."""
+        subscription = await self._broker.connection.subscribe(job_events_subject(job_id))
+        try:
+            status = await self.status(job_id)
+            yield _progress(status)
+            while status.state not in TERMINAL_STATES:
+                try:
+                    message = await subscription.next_msg(timeout=self._settings.events_poll_s)
+                except NatsTimeoutError:
+                    status = await self.status(job_id)  # events are at most once: look again
+                    yield _progress(status)
+                    continue
+                try:
+                    event: JobProgress = decode(message.data, JobProgress)
+                except MessageDecodeError:
+                    continue
+                yield event
+                if event.state in TERMINAL_STATES:
+                    return
+        finally:
+            await subscription.unsubscribe()
+
+    # -- internals ----------------------------------------------------------------
+
+    def _check(self, kind: JobKind, prompts: list[str]) -> None:
+        s = self._settings
+        if not prompts:
+            raise InvalidJob("a job needs at least one item")
+        if len(prompts) > s.max_items:
+            raise TooManyItems(f"a job holds at most {s.max_items} items, this one has {len(prompts)}")
+        limit = s.max_image_prompt_chars if kind == JobKind.IMAGE else s.max_prompt_chars
+        for n, prompt in enumerate(prompts):
+            if not prompt.strip():
+                raise InvalidJob(f"item {n} is empty")
+            if len(prompt) > limit:
+                raise TooManyItems(f"item {n} has {len(prompt)} characters, the limit is {limit}")
+
+    async def _publish_items(
+        self, js: JetStreamContext, job_id: str, kind: JobKind, prompts: list[str], options: JobOptions
+    ) -> None:
+        subject = job_items_subject(job_id)
+        gate = asyncio.Semaphore(self._settings.publish_concurrency)
+
+        async def publish(n: int, prompt: str) -> None:
+            item = JobItem(job_id=job_id, item=n, kind=kind, prompt=prompt, options=options)
+            async with gate:
+                await js.publish(subject, encode(item), headers={"Nats-Msg-Id": item_msg_id(job_id, n)})
+
+        await asyncio.gather(*(publish(n, prompt) for n, prompt in enumerate(prompts)))
+
+    async def _read(self, job_id: str, item: int) -> tuple[bytes, str] | None:
+        b = await self._ready()
+        name = result_object_name(job_id, item)
+        try:
+            info = await b.results.get_info(name)
+        except ObjectNotFoundError:
+            return None
+        content_type = ((info.headers or {}).get("Content-Type") or ["application/octet-stream"])[0]
+        if info.chunks == 1 and info.nuid:
+            # One chunk: one direct read instead of a consumer per object.
+            chunk = await b.js.get_last_msg(
+                f"OBJ_{JOB_RESULTS_OBJECTS}", f"$O.{JOB_RESULTS_OBJECTS}.C.{info.nuid}"
+            )
+            return bytes(chunk.data or b""), content_type
+        result = await b.results.get(name)
+        return bytes(result.data or b""), content_type
+
+    async def _change(self, job_id: str, change: Callable[[JobStatus], JobStatus | None]) -> JobStatus:
+        b = await self._ready()
+        for _ in range(self._settings.cas_attempts):
+            found = await self._entry(job_id)
+            if found is None:
+                raise JobNotFound(f"no job {job_id!r}")
+            current, revision = found
+            new = change(current)
+            if new is None:
+                return current
+            try:
+                await b.state.update(job_id, encode(new), last=revision)
+            except KeyWrongLastSequenceError:
+                continue
+            return new
+        raise UpstreamUnavailable(f"job {job_id}: too many concurrent updates, try again")
+
+    async def _entry(self, job_id: str) -> tuple[JobStatus, int] | None:
+        if not _JOB_ID.match(job_id):
+            return None
+        b = await self._ready()
+        try:
+            entry = await b.state.get(job_id)
+        except KeyNotFoundError:
+            return None
+        if entry.value is None or entry.revision is None:
+            return None
+        status: JobStatus = decode(entry.value, JobStatus)
+        return status, entry.revision
+
+    async def _ready(self) -> _Buckets:
+        async with self._opening:
+            if self._buckets is None:
+                js = self._broker.connection.jetstream(timeout=self._settings.nats_timeout_s)
+                await ensure_stream(js, JOBS_STREAM_CONFIG)
+                await ensure_stream(js, JOBS_DEAD_STREAM_CONFIG)
+                try:
+                    state = await js.key_value(JOB_STATE_BUCKET)
+                except BucketNotFoundError:
+                    state = await js.create_key_value(JOB_STATE_CONFIG)
+                try:
+                    results = await js.object_store(JOB_RESULTS_OBJECTS)
+                except BucketNotFoundError:
+                    results = await js.create_object_store(JOB_RESULTS_OBJECTS, config=JOB_RESULTS_CONFIG)
+                self._buckets = _Buckets(js, state, results)
+            return self._buckets
+
+
+async def _none() -> None:
+    return None
+
+
+def _progress(status: JobStatus) -> JobProgress:
+    return JobProgress(
+        job_id=status.job_id,
+        state=status.state,
+        done=len(status.done),
+        failed=len(status.failures),
+        total=status.total,
+    )
+
+
+def _fail(status: JobStatus, reason: str) -> JobStatus | None:
+    if status.state in TERMINAL_STATES:
+        return None
+    return msgspec.structs.replace(status, state=JobState.FAILED, reason=reason, updated_at=time.time())
+
+
+def _mark_queued_all(status: JobStatus) -> JobStatus | None:
+    return (
+        None
+        if status.queued_all
+        else msgspec.structs.replace(status, queued_all=True, updated_at=time.time())
+    )
+
+
+def _cancel(status: JobStatus) -> JobStatus | None:
+    if status.state in TERMINAL_STATES:
+        return None
+    return msgspec.structs.replace(
+        status, state=JobState.CANCELLED, reason="cancelled by its owner", updated_at=time.time()
+    )

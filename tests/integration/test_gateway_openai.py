@@ -1,0 +1,84 @@
+"""The OpenAI-compatible API, driven by the official `openai` client."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from deploy.cluster import LocalSystem
+
+pytestmark = pytest.mark.integration
+
+
+def client_for(system: LocalSystem) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        base_url=f"{system.gateway_url}/v1", api_key="unused", max_retries=0, timeout=30
+    )
+
+
+async def test_models_are_listed(system: LocalSystem) -> None:
+    client = client_for(system)
+    models = [model.id async for model in client.models.list()]
+    assert models == ["extractive-cpu"]
+    assert (await client.models.retrieve("extractive-cpu")).id == "extractive-cpu"
+
+
+async def test_completion_answers_the_last_user_message(system: LocalSystem, cited_page: str) -> None:
+    completion = await client_for(system).chat.completions.create(
+        model="extractive-cpu",
+        messages=[
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Something else entirely"},
+            {"role": "user", "content": f"How deep did the rig at {cited_page} reach?"},
+        ],
+    )
+    assert completion.object == "chat.completion"
+    assert completion.model == "extractive-cpu"
+    choice = completion.choices[0]
+    assert choice.finish_reason == "stop"
+    assert "2,400 metres" in (choice.message.content or "")
+    assert completion.usage is not None and completion.usage.completion_tokens > 0
+    sources = (completion.model_extra or {})["sources"]
+    assert sources[0]["url"] == cited_page
+
+
+async def test_streamed_completion(system: LocalSystem, cited_page: str) -> None:
+    stream = await client_for(system).chat.completions.create(
+        model="extractive-cpu",
+        messages=[{"role": "user", "content": f"How deep did the rig at {cited_page} reach?"}],
+        stream=True,
+    )
+    chunks = [chunk async for chunk in stream]
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks)
+    assert "2,400 metres" in text
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert (chunks[-1].model_extra or {})["sources"][0]["url"] == cited_page
+    assert len({chunk.id for chunk in chunks}) == 1
+
+
+async def test_unknown_model_is_an_openai_style_404(system: LocalSystem) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        await client_for(system).chat.completions.create(
+            model="gpt-4", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert caught.value.status_code == 404
+    assert caught.value.code == "model_not_found"
+
+
+async def test_the_stream_ends_with_done(system: LocalSystem) -> None:
+    body = {"model": "extractive-cpu", "stream": True, "messages": [{"role": "user", "content": "hi?"}]}
+    async with httpx.AsyncClient(base_url=system.gateway_url, timeout=30) as client:
+        response = await client.post("/v1/chat/completions", json=body)
+    lines = [line for line in response.text.splitlines() if line]
+    assert all(line.startswith("data: ") for line in lines)
+    assert lines[-1] == "data: [DONE]"
+
+
+async def test_no_user_message_is_a_400(system: LocalSystem) -> None:
+    body = {"model": "extractive-cpu", "messages": [{"role": "system", "content": "hi"}]}
+    async with httpx.AsyncClient(base_url=system.gateway_url, timeout=30) as client:
+        response = await client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "messages"
