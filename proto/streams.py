@@ -6,7 +6,14 @@ service to start creates a stream, the others find it.
 
 from __future__ import annotations
 
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    ObjectStoreConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
 
 from proto import subjects
 
@@ -21,4 +28,53 @@ INGEST_STREAM_CONFIG = StreamConfig(
     storage=StorageType.FILE,
     discard=DiscardPolicy.OLD,
     duplicate_window=120.0,
+)
+
+
+# -- Batch jobs (proto/jobs.py) ------------------------------------------------
+__all__ += [
+    "JOBS_DEAD_STREAM_CONFIG",
+    "JOBS_STREAM_CONFIG",
+    "JOB_RESULTS_CONFIG",
+    "JOB_RETENTION_S",
+    "JOB_STATE_CONFIG",
+]
+
+JOB_RETENTION_S = 7 * 24 * 3600.0  # job state, results and dead letters are kept a week
+
+# Job items waiting for a replica: a work queue (an item leaves once acked).
+# A full stream refuses new items (the submitter sees it) rather than drop
+# queued ones; a repeated Nats-Msg-Id within ten minutes is dropped.
+JOBS_STREAM_CONFIG = StreamConfig(
+    name=subjects.JOBS_STREAM,
+    subjects=[subjects.JOB_ITEMS_ALL],
+    retention=RetentionPolicy.WORK_QUEUE,
+    storage=StorageType.FILE,
+    discard=DiscardPolicy.NEW,
+    duplicate_window=600.0,
+)
+
+# Items that failed for good, kept for people to look at (nothing consumes them).
+JOBS_DEAD_STREAM_CONFIG = StreamConfig(
+    name=subjects.JOBS_DEAD_STREAM,
+    subjects=[subjects.JOB_DEAD_LETTER],
+    retention=RetentionPolicy.LIMITS,
+    storage=StorageType.FILE,
+    discard=DiscardPolicy.OLD,
+    max_age=JOB_RETENTION_S,
+)
+
+# JobStatus by job id: one revision per key is enough for compare-and-set.
+JOB_STATE_CONFIG = KeyValueConfig(
+    bucket=subjects.JOB_STATE_BUCKET,
+    history=1,
+    ttl=JOB_RETENTION_S,
+    storage=StorageType.FILE,
+)
+
+# Item results (text or PNG) by `result_object_name(job_id, item)`.
+JOB_RESULTS_CONFIG = ObjectStoreConfig(
+    bucket=subjects.JOB_RESULTS_OBJECTS,
+    ttl=JOB_RETENTION_S,
+    storage=StorageType.FILE,
 )

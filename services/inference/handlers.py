@@ -139,13 +139,15 @@ def register_handlers(
         if generations.cancel(request.request_id):
             _log.info("cancel requested", request_id=request.request_id)
 
-    @broker.subscriber(EMBED, group, title="inference.embed")
+    # Handled concurrently (a core subscriber otherwise awaits one message at a time), so
+    # that concurrent callers reach Triton together and its dynamic batcher can merge them.
+    @broker.subscriber(EMBED, group, title="inference.embed", max_workers=settings.max_in_flight)
     async def embed(request: EmbedRequest) -> EmbedReply:
         vectors = await models.embed(request.texts, timeout_s=request.timeout_ms / 1000)
         dimensions = len(vectors[0]) if vectors else 0
         return EmbedReply(vectors=vectors, model=models.model_names["embed"], dimensions=dimensions)
 
-    @broker.subscriber(IMAGE, group, title="inference.image")
+    @broker.subscriber(IMAGE, group, title="inference.image", max_workers=settings.max_in_flight)
     async def image(request: ImageRequest) -> ImageReply:
         png = await models.image(
             request.prompt, width=request.width, height=request.height, timeout_s=request.timeout_ms / 1000

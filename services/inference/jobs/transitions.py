@@ -37,9 +37,7 @@ def record_done(status: JobStatus, item: int, now: float) -> JobStatus | None:
     return _finish_if_complete(msgspec.structs.replace(status, done=done, updated_at=now))
 
 
-def record_failed(
-    status: JobStatus, item: int, reason: str, attempts: int, now: float
-) -> JobStatus | None:
+def record_failed(status: JobStatus, item: int, reason: str, attempts: int, now: float) -> JobStatus | None:
     """An item failed for good."""
     if status.state in TERMINAL_STATES or item in status.done or _failed(status, item):
         return None

@@ -71,14 +71,15 @@ class JobWorker:
         self._client = client
         self._js = client.jetstream(timeout=s.nats_timeout_s)
         self._store = await JobStore.open(self._js, cas_attempts=s.cas_attempts)
-        # One delivery beyond max_deliver is kept for a worker that died on the last attempt.
+        # JetStream redelivers without limit; the worker bounds the attempts itself (see
+        # _work_item), so an item whose worker died on its last attempt is never stuck unacked.
         config = ConsumerConfig(
             durable_name=JOBS_CONSUMER,
             filter_subject=JOB_ITEMS_ALL,
             deliver_policy=DeliverPolicy.ALL,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=s.ack_wait_s,
-            max_deliver=s.max_deliver + 1,
+            max_deliver=-1,
             max_ack_pending=-1,
         )
         await self._js.add_consumer(JOBS_STREAM, config)
@@ -182,6 +183,12 @@ class JobWorker:
         if status is None or status.state in TERMINAL_STATES:
             _log.info("job item skipped", state=status.state if status else "unknown job")
             await msg.ack_sync(timeout=self._settings.nats_timeout_s)
+            return
+        if attempts > self._settings.max_deliver:
+            # Every attempt was used and the worker stopped during them (a crash, an item
+            # that kills the process): fail the item rather than try forever.
+            reason = f"gave up after {attempts - 1} attempts: the worker stopped while running it"
+            await self._give_up(msg, item, attempts - 1, reason)
             return
         if status.state == JobState.QUEUED:
             await store.update(item.job_id, mark_running)
