@@ -7,10 +7,14 @@ import re
 from proto.common import ErrorCode
 from proto.context import Passage, RetrieveReply, RetrieveRequest
 from runtime.errors import ServiceError
+from runtime.logging import get_logger
 from services.rag.embeddings import BusEmbedder
+from services.rag.errors import StoreError
 from services.rag.store import PassageStore, SearchMode
 
 __all__ = ["InvalidRetrieveRequest", "Retriever", "check_collection_name"]
+
+_log = get_logger(__name__)
 
 _COLLECTION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -54,14 +58,17 @@ class Retriever:
         if mode is not SearchMode.BM25:
             timeout_s = max(0.1, request.timeout_ms / 1000 * 0.5)
             vector = (await self._embedder.embed([request.query], timeout_s=timeout_s))[0]
-        found = await self._store.search(
-            request.collection,
-            text=request.query,
-            vector=vector,
-            k=request.k,
-            mode=mode,
-            document_ids=request.document_ids,
-        )
+        try:
+            found = await self._store.search(
+                request.collection,
+                text=request.query,
+                vector=vector,
+                k=request.k,
+                mode=mode,
+                document_ids=request.document_ids,
+            )
+        except StoreError as exc:
+            raise ServiceError(exc.detail, code=ErrorCode.UNAVAILABLE) from exc
         passages = [
             Passage(
                 document_id=hit.document_id,
@@ -76,4 +83,5 @@ class Retriever:
             )
             for hit in found
         ]
+        _log.info("retrieved", collection=request.collection, mode=mode.value, passages=len(passages))
         return RetrieveReply(passages=passages)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 
@@ -168,3 +169,21 @@ def test_gateway_refuses_a_public_bind_without_keys(
     gateway.start()
     assert gateway.process.wait(timeout=30) == 2
     assert "without API keys" in gateway.log()
+
+
+async def test_the_chat_id_is_the_correlation_id_on_every_services_log_lines(
+    system: System, page_server: str
+) -> None:
+    prompt = f"What does {page_server}/aurora say about the winter crew?"
+    async with httpx.AsyncClient(base_url=system.gateway_url, timeout=30) as client:
+        response = await client.post("/v1/chat", json={"prompt": prompt})
+    assert response.status_code == 200, response.text
+    chat_id = response.json()["id"]
+    for name in ("gateway", "scraper", "rag", "inference"):
+        lines = [
+            json.loads(line)
+            for line in system.services[name].log().splitlines()
+            if line.startswith("{") and chat_id in line
+        ]
+        assert lines, f"{name} logged nothing for chat {chat_id}"
+        assert all(line.get("correlation_id", "").startswith(chat_id) for line in lines), (name, lines)
