@@ -34,9 +34,8 @@ from proto.documents import (
 )
 from proto.streams import INGEST_STREAM_CONFIG
 from proto.subjects import DOCUMENT_DELETE, DOCUMENTS_BUCKET, DOCUMENTS_OBJECTS, INGEST, RETRIEVE
-from runtime.jetstream import ensure_stream
+from runtime.jetstream import ensure_stream, open_key_value, open_object_store
 from runtime.logging import get_logger
-from services.gateway.buckets import open_key_value, open_object_store
 from services.gateway.errors import DocumentNotFound, GatewayError, UpstreamUnavailable
 
 __all__ = ["DocumentService", "Upload"]

@@ -20,7 +20,6 @@ from faststream.nats import NatsBroker
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import (
-    BucketNotFoundError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
     ObjectNotFoundError,
@@ -42,12 +41,11 @@ from proto.jobs import (
 from proto.streams import JOB_RESULTS_CONFIG, JOB_STATE_CONFIG, JOBS_DEAD_STREAM_CONFIG, JOBS_STREAM_CONFIG
 from proto.subjects import (
     JOB_RESULTS_OBJECTS,
-    JOB_STATE_BUCKET,
     JOBS_STREAM,
     job_events_subject,
     job_items_subject,
 )
-from runtime.jetstream import ensure_stream
+from runtime.jetstream import ensure_stream, open_key_value, open_object_store
 from runtime.logging import get_logger
 from runtime.settings import load_settings
 from services.gateway.errors import GatewayError, UpstreamUnavailable
@@ -325,14 +323,8 @@ class JobDoor:
                 js = self._broker.connection.jetstream(timeout=self._settings.nats_timeout_s)
                 await ensure_stream(js, JOBS_STREAM_CONFIG)
                 await ensure_stream(js, JOBS_DEAD_STREAM_CONFIG)
-                try:
-                    state = await js.key_value(JOB_STATE_BUCKET)
-                except BucketNotFoundError:
-                    state = await js.create_key_value(JOB_STATE_CONFIG)
-                try:
-                    results = await js.object_store(JOB_RESULTS_OBJECTS)
-                except BucketNotFoundError:
-                    results = await js.create_object_store(JOB_RESULTS_OBJECTS, config=JOB_RESULTS_CONFIG)
+                state = await open_key_value(js, JOB_STATE_CONFIG)
+                results = await open_object_store(js, JOB_RESULTS_OBJECTS, JOB_RESULTS_CONFIG)
                 self._buckets = _Buckets(js, state, results)
             return self._buckets
 

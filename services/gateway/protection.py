@@ -14,7 +14,7 @@ from litestar.handlers.base import BaseRouteHandler
 from nats.errors import Error as NatsError
 from nats.js.api import KeyValueConfig, StorageType
 
-from services.gateway.buckets import open_key_value
+from runtime.jetstream import open_key_value
 from services.gateway.errors import RateLimited, UpstreamUnavailable
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.ratelimit import WINDOW_S, RateLimiter

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from nats.js import JetStreamContext
 from nats.js.api import ObjectMeta
 from nats.js.errors import (
-    BucketNotFoundError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
     NoKeysError,
@@ -32,8 +31,8 @@ from proto.streams import (
     JOBS_DEAD_STREAM_CONFIG,
     JOBS_STREAM_CONFIG,
 )
-from proto.subjects import JOB_RESULTS_OBJECTS, JOB_STATE_BUCKET, JOBS_STREAM, job_items_subject
-from runtime.jetstream import ensure_stream
+from proto.subjects import JOB_RESULTS_OBJECTS, JOBS_STREAM, job_items_subject
+from runtime.jetstream import ensure_stream, open_key_value, open_object_store
 from runtime.logging import get_logger
 
 __all__ = ["JobStore", "StateConflict", "StatusChange"]
@@ -64,14 +63,8 @@ class JobStore:
         """Declare the job streams and buckets (idempotent) and open them."""
         await ensure_stream(js, JOBS_STREAM_CONFIG)
         await ensure_stream(js, JOBS_DEAD_STREAM_CONFIG)
-        try:
-            state = await js.key_value(JOB_STATE_BUCKET)
-        except BucketNotFoundError:
-            state = await js.create_key_value(JOB_STATE_CONFIG)
-        try:
-            results = await js.object_store(JOB_RESULTS_OBJECTS)
-        except BucketNotFoundError:
-            results = await js.create_object_store(JOB_RESULTS_OBJECTS, config=JOB_RESULTS_CONFIG)
+        state = await open_key_value(js, JOB_STATE_CONFIG)
+        results = await open_object_store(js, JOB_RESULTS_OBJECTS, JOB_RESULTS_CONFIG)
         return cls(js, state, results, cas_attempts=cas_attempts)
 
     async def status(self, job_id: str) -> JobStatus | None:

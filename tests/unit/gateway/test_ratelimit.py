@@ -12,7 +12,7 @@ from nats.js.api import KeyValueConfig
 from nats.js.kv import KeyValue
 
 from deploy.cluster import NatsServer
-from services.gateway.buckets import open_key_value
+from runtime.jetstream import open_key_value
 from services.gateway.errors import RateLimited
 from services.gateway.ratelimit import WINDOW_S, RateLimiter, client_key
 
