@@ -1,4 +1,4 @@
-"""The seed chapter's architecture as a benchmark baseline: ONE FastAPI process doing everything.
+"""Baselines of the benchmarks; the gateway's is the seed chapter's ONE FastAPI process.
 
 `python -m bench.baseline --port P --index DIR` serves `POST /chat` the way
 the seed chapter (`/work/shared/seed/`, chapter 5) builds it: URLs found in

@@ -1,0 +1,84 @@
+"""The extractive generator's logic, run in-process (the seed's `generate_text`).
+
+The selection code is imported by path from the Triton model folder
+(`deploy/triton/models/generate/1/`), so the baseline answers with exactly the
+logic the `generate` model runs; only the embedding call differs: here the
+sentence-transformers model in this process, there the `embed` model via BLS.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+__all__ = ["GENERATE_MODEL_DIR", "ExtractiveGenerator", "load_model_module"]
+
+GENERATE_MODEL_DIR = Path(__file__).resolve().parents[2] / "deploy" / "triton" / "models" / "generate" / "1"
+MAX_CANDIDATES = 512  # config.pbtxt `max_candidates` of the generate model
+EMBED_BATCH = 64  # the embed model's max_batch_size
+
+
+def load_model_module(name: str, directory: Path = GENERATE_MODEL_DIR) -> ModuleType:
+    """Import `directory/<name>.py` under its bare name, as Triton's stub does (the helpers need it)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, directory / f"{name}.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {name} from {directory}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except ModuleNotFoundError as exc:  # a sibling helper it imports: load that first, then retry
+        del sys.modules[name]
+        if exc.name is None or not (directory / f"{exc.name}.py").is_file():
+            raise
+        load_model_module(exc.name, directory)
+        return load_model_module(name, directory)
+    return module
+
+
+class ExtractiveGenerator:
+    """`generate(prompt) -> answer`: synchronous and CPU-bound, like an in-process LLM call."""
+
+    def __init__(self, model: SentenceTransformer) -> None:
+        self._prompt_format = load_model_module("prompt_format")
+        self._selection = load_model_module("answer_selection")
+        self._model = model
+        self._limits = self._selection.SelectionLimits()  # the defaults equal config.pbtxt's values
+
+    def format_prompt(self, question: str, sources: list[tuple[str, str]]) -> str:
+        """The numbered-sources prompt the generator reads."""
+        prompt: str = self._prompt_format.format_prompt(question, sources)
+        return prompt
+
+    def generate(self, prompt: str) -> str:
+        """The whole answer: the source sentences closest to the question, each with its [n]."""
+        selection = self._selection
+        parsed = self._prompt_format.parse_prompt(prompt)
+        candidates = selection.candidates_of(parsed.sources, MAX_CANDIDATES)
+        if not candidates:
+            no_answer = selection.NO_SOURCES if not parsed.sources else selection.NO_ANSWER
+            return "".join(selection.answer_chunks([], no_answer))
+        vectors = self.embed([parsed.question] + [c.text for c in candidates])
+        chosen = selection.select_sentences(vectors[0], vectors[1:], candidates, self._limits)
+        return "".join(selection.answer_chunks(chosen, selection.NO_ANSWER))
+
+    def embed(self, texts: list[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
+        """Unit vectors of `texts`, computed in this process."""
+        vectors = self._model.encode(
+            texts,
+            batch_size=EMBED_BATCH,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
