@@ -7,25 +7,42 @@ from runtime.logging import configure_logging
 from runtime.service import ServiceParts, add_health, run_service
 from runtime.settings import load_settings
 from services.rag.embeddings import BusEmbedder
-from services.rag.handlers import register_handlers
+from services.rag.handlers import DocumentService, register_handlers
 from services.rag.retrieval import Retriever
 from services.rag.settings import RagSettings
 from services.rag.store import open_store
 
 
 def build(settings: RagSettings) -> ServiceParts:
-    """The broker with the rag handlers and the passage store."""
+    """The broker with the rag handlers, the passage store and the ingestion workers."""
     broker = make_broker(settings.nats_url, "rag")
-    embedder = BusEmbedder(broker, batch_size=32, timeout_s=30.0, max_concurrent_batches=4)
+    # Two embedders, so that queries never wait behind a document's batches.
+    document_embedder = BusEmbedder(
+        broker,
+        batch_size=settings.embed_batch_size,
+        timeout_s=settings.embed_timeout_s,
+        max_concurrent_batches=settings.embed_max_concurrent_batches,
+    )
+    query_embedder = BusEmbedder(
+        broker,
+        batch_size=1,
+        timeout_s=settings.embed_timeout_s,
+        max_concurrent_batches=settings.retrieve_concurrency,
+    )
     store = open_store(settings)  # connects lazily, on first use
-    retriever = Retriever(store, embedder, k_max=settings.retrieve_k_max)
-    register_handlers(broker, retriever)
+    retriever = Retriever(store, query_embedder, k_max=settings.retrieve_k_max)
+    documents = DocumentService(settings, store=store, embedder=document_embedder)
+    register_handlers(broker, retriever, documents, settings)
     add_health(broker, "rag")
-    return ServiceParts(broker, after_stop=[store.close])
+
+    async def start_documents() -> None:
+        await documents.start(await broker.connect())
+
+    return ServiceParts(broker, on_startup=[start_documents], after_stop=[documents.stop, store.close])
 
 
 def main() -> None:
-    """Serve retrieval (and ingestion) until SIGINT/SIGTERM."""
+    """Serve retrieval and ingestion until SIGINT/SIGTERM."""
     settings = load_settings(RagSettings, "RAG")
     configure_logging("rag")
     run_service(lambda: build(settings))

@@ -1,20 +1,158 @@
-"""The rag service's bus subscribers: thin, they decode, call, encode."""
+"""The rag service's bus subscribers: thin, they decode, call, encode.
+
+- `retrieve` (request-reply, queue group): hybrid search.
+- `rag.ingest` (JetStream pull consumer `rag-ingest`, shared by every replica,
+  explicit acks done by `Ingestor`): durable ingestion.
+- `rag.document.delete` (request-reply, queue group): delete a document.
+"""
 
 from __future__ import annotations
 
-from faststream.nats import NatsBroker
+from typing import TYPE_CHECKING
 
+from faststream.middlewares import AckPolicy as HandlerAckPolicy
+from faststream.nats import JStream, NatsBroker, PullSub
+from faststream.nats.annotations import NatsMessage
+from nats.errors import Error as NatsError
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from proto.common import ErrorCode
 from proto.context import RetrieveReply, RetrieveRequest
-from proto.subjects import RETRIEVE
+from proto.documents import DeleteDocument, DocumentDeleted, IngestDocument
+from proto.streams import INGEST_STREAM_CONFIG
+from proto.subjects import DOCUMENT_DELETE, INGEST, INGEST_STREAM, RETRIEVE
 from runtime.bus import queue_group
+from runtime.errors import ServiceError
+from runtime.jetstream import ensure_stream
+from runtime.logging import get_logger
+from services.rag.deletion import delete_document
+from services.rag.documents import DocumentStates, open_document_buckets
+from services.rag.errors import InvalidCollectionName, StoreError
+from services.rag.ingest import Embedder, Ingestor
+from services.rag.parse_pool import ParsePool
 from services.rag.retrieval import Retriever
 
-__all__ = ["register_handlers"]
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.js.object_store import ObjectStore
+
+    from services.rag.settings import RagSettings
+    from services.rag.store import PassageStore
+
+__all__ = ["INGEST_DURABLE", "DocumentService", "ingest_consumer_config", "register_handlers"]
+
+INGEST_DURABLE = "rag-ingest"  # the one consumer every rag replica pulls ingest work from
+
+_log = get_logger(__name__)
 
 
-def register_handlers(broker: NatsBroker, retriever: Retriever) -> None:
-    """Subscribe the rag subjects (one queue group across replicas)."""
+class _NotStarted(ServiceError):
+    code = ErrorCode.UNAVAILABLE
 
-    @broker.subscriber(RETRIEVE, queue_group("rag"), title="retrieve")
+
+def ingest_consumer_config(settings: RagSettings) -> ConsumerConfig:
+    """The durable consumer of ingest work: explicit acks, bounded deliveries."""
+    return ConsumerConfig(
+        durable_name=INGEST_DURABLE,
+        name=INGEST_DURABLE,
+        filter_subject=INGEST,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=settings.ingest_ack_wait_s,
+        max_deliver=settings.ingest_max_deliver + 1,  # one more, to fail a try cut off by a crash
+        max_ack_pending=max(settings.ingest_concurrency * 4, 16),
+    )
+
+
+class DocumentService:
+    """Ingestion and deletion, once connected to JetStream (`start`, at service start-up)."""
+
+    def __init__(self, settings: RagSettings, *, store: PassageStore, embedder: Embedder) -> None:
+        self._settings = settings
+        self._store = store
+        self._embedder = embedder
+        self._pool: ParsePool | None = None
+        self._ingestor: Ingestor | None = None
+        self._states: DocumentStates | None = None
+        self._objects: ObjectStore | None = None
+
+    async def start(self, client: Client) -> None:
+        """Declare the stream, the consumer and the buckets; start the parse workers."""
+        js = client.jetstream()
+        await ensure_stream(js, INGEST_STREAM_CONFIG)
+        # Create, or update to the current settings (ack wait, max deliver) if it exists.
+        await js.add_consumer(INGEST_STREAM, ingest_consumer_config(self._settings))
+        kv, self._objects = await open_document_buckets(js)
+        self._states = DocumentStates(kv)
+        self._pool = ParsePool(self._settings)
+        self._ingestor = Ingestor(
+            self._settings,
+            store=self._store,
+            embedder=self._embedder,
+            pool=self._pool,
+            states=self._states,
+            objects=self._objects,
+            dead_letters=client,
+        )
+
+    async def stop(self) -> None:
+        """Stop the parse workers."""
+        if self._pool is not None:
+            self._pool.close()
+
+    async def ingest(self, request: IngestDocument, message: NatsMessage) -> None:
+        """Handle one delivery; a bus failure before any ack leaves it to be redelivered."""
+        if self._ingestor is None:
+            await message.nack(delay=self._settings.ingest_retry_backoff_s)
+            return
+        try:
+            await self._ingestor.handle(request, message.raw_message)
+        except NatsError as exc:  # the state bucket or the bus failed: JetStream redelivers
+            _log.warning("ingest_bus_error", document_id=request.document_id, error=str(exc))
+            await message.nack(delay=self._settings.ingest_retry_backoff_s)
+
+    async def delete(self, request: DeleteDocument) -> DocumentDeleted:
+        """Delete a document's chunks, object and state."""
+        if self._states is None or self._objects is None:
+            raise _NotStarted("rag is starting")
+        try:
+            return await delete_document(
+                request,
+                store=self._store,
+                states=self._states,
+                objects=self._objects,
+                object_timeout_s=self._settings.object_timeout_s,
+            )
+        except InvalidCollectionName as exc:
+            raise ServiceError(exc.detail, code=ErrorCode.BAD_REQUEST) from exc
+        except StoreError as exc:
+            raise ServiceError(exc.detail, code=ErrorCode.UNAVAILABLE) from exc
+
+
+def register_handlers(
+    broker: NatsBroker, retriever: Retriever, documents: DocumentService, settings: RagSettings
+) -> None:
+    """Subscribe the rag subjects (one queue group, one durable consumer across replicas)."""
+
+    @broker.subscriber(
+        RETRIEVE, queue_group("rag"), title="retrieve", max_workers=settings.retrieve_concurrency
+    )
     async def retrieve(request: RetrieveRequest) -> RetrieveReply:
         return await retriever.retrieve(request)
+
+    @broker.subscriber(DOCUMENT_DELETE, queue_group("rag"), title="rag.document.delete")
+    async def delete(request: DeleteDocument) -> DocumentDeleted:
+        return await documents.delete(request)
+
+    @broker.subscriber(
+        INGEST,
+        stream=JStream(INGEST_STREAM, declare=False),  # declared by DocumentService.start
+        durable=INGEST_DURABLE,
+        config=ingest_consumer_config(settings),
+        pull_sub=PullSub(batch_size=1, timeout=5.0),
+        max_workers=settings.ingest_concurrency,
+        ack_policy=HandlerAckPolicy.MANUAL,  # Ingestor acks, naks or dead-letters each message
+        no_reply=True,
+        title="rag.ingest",
+    )
+    async def ingest(request: IngestDocument, message: NatsMessage) -> None:
+        await documents.ingest(request, message)

@@ -28,6 +28,7 @@ class RagSettings(msgspec.Struct, frozen=True, kw_only=True):
     chunk_overlap_tokens: int = 40  # word pieces repeated between consecutive chunks of a section
     parse_workers: int = 1  # processes parsing documents (CPU-bound)
     retrieve_k_max: int = 50  # most passages one retrieve request may ask for
+    retrieve_concurrency: int = 16  # retrieve requests one replica works on at the same time
     candidate_factor: int = 4  # hybrid fetches k * this from each of BM25 and vector before fusion
     # Durable ingestion (a JetStream pull consumer shared by every replica).
     ingest_max_deliver: int = 5  # deliveries of one ingest message before it is dead-lettered

@@ -1,0 +1,172 @@
+"""Durable ingestion, retrieval and deletion through real NATS, Triton and the rag service."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.errors import ObjectNotFoundError
+from nats.js.kv import KeyValue
+from nats.js.object_store import ObjectStore
+
+from deploy.cluster import LocalSystem
+from proto.common import ErrorReply, decode, encode
+from proto.context import RetrieveReply, RetrieveRequest
+from proto.documents import DeleteDocument, DocumentDeleted, DocumentState, DocumentStatus, IngestDocument
+from proto.subjects import DOCUMENT_DELETE, INGEST_DEAD_LETTER, RETRIEVE
+from services.rag.documents import DocumentStates, open_document_buckets, wait_for_state
+from services.rag.ingest import FAILURE_REASON_HEADER
+from services.rag.store.lance import LanceStore
+from services.rag.upload import submit_document
+
+pytestmark = pytest.mark.integration
+
+SETTLE_TIMEOUT_S = 60.0
+
+HANDBOOK = """# Field handbook
+
+## Bees
+
+The apiary behind the north barn holds twelve hives of Carniolan honey bees.
+Each hive is inspected every nine days between April and September for queen cells and mites.
+
+## Orchard
+
+The orchard has forty-one pear trees of the Conference variety, pruned in February.
+Codling moth traps hang in every fifth tree from May onwards.
+
+## Boiler
+
+The boiler room key is kept in the grey lockbox beside the kitchen door; the code is the farm's founding year.
+"""
+
+
+@dataclass
+class Bus:
+    client: Client
+    kv: KeyValue
+    objects: ObjectStore
+
+    async def submit(self, data: bytes, file_name: str, content_type: str, collection: str) -> DocumentStatus:
+        js = self.client.jetstream()
+        return await submit_document(js, self.kv, self.objects, data, file_name, content_type, collection)
+
+    async def settled(self, document_id: str) -> DocumentStatus:
+        return await wait_for_state(self.kv, document_id, timeout_s=SETTLE_TIMEOUT_S)
+
+    async def retrieve(self, query: str, collection: str, k: int = 5) -> RetrieveReply:
+        request = RetrieveRequest(query=query, collection=collection, k=k)
+        reply = await self.client.request(RETRIEVE, encode(request), timeout=10)
+        answer: RetrieveReply | ErrorReply = decode(reply.data, RetrieveReply | ErrorReply)
+        assert isinstance(answer, RetrieveReply), answer
+        return answer
+
+
+@pytest.fixture
+async def bus(system: LocalSystem) -> AsyncIterator[Bus]:
+    client = await nats.connect(system.nats.url)
+    kv, objects = await open_document_buckets(client.jetstream())
+    yield Bus(client, kv, objects)
+    await client.close()
+
+
+@pytest.fixture
+def collection() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def chunk_store(system: LocalSystem) -> AsyncIterator[LanceStore]:
+    """The rag service's LanceDB folder, read from this process."""
+    store = LanceStore(system.env["RAG_DATA_DIR"])
+    yield store
+    await store.close()
+
+
+async def test_upload_becomes_ready_and_its_passage_is_retrieved(
+    bus: Bus, collection: str, chunk_store: LanceStore
+) -> None:
+    queued = await bus.submit(HANDBOOK.encode(), "handbook.md", "text/markdown", collection)
+    assert queued.state is DocumentState.QUEUED
+    status = await bus.settled(queued.document_id)
+    assert status.state is DocumentState.READY, status.reason
+    assert status.chunks >= 1 and status.attempts == 1
+    assert await chunk_store.count(collection, queued.document_id) == status.chunks
+
+    reply = await bus.retrieve("where is the key of the boiler room kept", collection)
+    best = reply.passages[0]
+    assert best.document_id == queued.document_id and best.file_name == "handbook.md"
+    assert "grey lockbox" in best.text
+    assert best.heading_path == ["Field handbook", "Boiler"]
+    assert HANDBOOK.find("The boiler room key") >= 0 and best.char_end > best.char_start
+
+
+async def test_same_file_twice_is_one_document(bus: Bus, collection: str, chunk_store: LanceStore) -> None:
+    data = HANDBOOK.replace("twelve", "thirteen").encode()
+    first, second = await asyncio.gather(
+        bus.submit(data, "a.md", "text/markdown", collection),
+        bus.submit(data, "a.md", "text/markdown", collection),
+    )
+    assert first.document_id == second.document_id
+    status = await bus.settled(first.document_id)
+    assert status.state is DocumentState.READY, status.reason
+    again = await bus.submit(data, "renamed.md", "text/markdown", collection)
+    assert again.document_id == first.document_id and again.state is DocumentState.READY
+    assert await chunk_store.count(collection) == status.chunks
+    assert status.attempts == 1
+
+
+async def test_corrupt_pdf_fails_is_dead_lettered_and_work_goes_on(bus: Bus, collection: str) -> None:
+    dead: asyncio.Queue[Msg] = asyncio.Queue()
+
+    async def on_dead(message: Msg) -> None:
+        await dead.put(message)
+
+    subscription = await bus.client.subscribe(INGEST_DEAD_LETTER, cb=on_dead)
+    try:
+        corrupt = b"%PDF-1.7\n" + uuid.uuid4().bytes * 40 + b"\n%%EOF"
+        bad = await bus.submit(corrupt, "broken.pdf", "application/pdf", collection)
+        notes = b"Plain notes about the weather station."
+        good = await bus.submit(notes, "notes.txt", "text/plain", collection)
+        failed = await bus.settled(bad.document_id)
+        assert failed.state is DocumentState.FAILED
+        assert failed.reason and failed.attempts == 1  # a parse error is not retried
+        message = await asyncio.wait_for(dead.get(), SETTLE_TIMEOUT_S)
+        assert decode(message.data, IngestDocument).document_id == bad.document_id
+        assert message.headers is not None and message.headers[FAILURE_REASON_HEADER] == failed.reason
+        assert (await bus.settled(good.document_id)).state is DocumentState.READY
+    finally:
+        await subscription.unsubscribe()
+
+
+async def test_delete_removes_chunks_object_and_state(
+    bus: Bus, collection: str, chunk_store: LanceStore
+) -> None:
+    lamp = b"The lighthouse lamp is cleaned on Sundays."
+    keep = await bus.submit(lamp, "keep.txt", "text/plain", collection)
+    gone = await bus.submit(HANDBOOK.encode(), "handbook.md", "text/markdown", collection)
+    assert (await bus.settled(keep.document_id)).state is DocumentState.READY
+    status = await bus.settled(gone.document_id)
+    assert status.state is DocumentState.READY
+
+    request = DeleteDocument(document_id=gone.document_id, collection=collection)
+    response = await bus.client.request(DOCUMENT_DELETE, encode(request), timeout=10)
+    reply: DocumentDeleted = decode(response.data, DocumentDeleted)
+    assert reply.chunks_removed == status.chunks
+
+    found = await bus.retrieve("boiler room key lockbox bees orchard", collection, k=10)
+    assert found.passages and all(p.document_id == keep.document_id for p in found.passages)
+    assert await chunk_store.count(collection, gone.document_id) == 0
+    assert await DocumentStates(bus.kv).get(gone.document_id) is None
+    with pytest.raises(ObjectNotFoundError):
+        await bus.objects.get_info(gone.document_id)
+
+    again = await bus.client.request(DOCUMENT_DELETE, encode(request), timeout=10)
+    error: ErrorReply = decode(again.data, ErrorReply)
+    assert error.code == "not_found"
