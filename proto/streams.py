@@ -17,7 +17,7 @@ from nats.js.api import (
 
 from proto import subjects
 
-__all__ = ["INGEST_STREAM_CONFIG"]
+__all__ = ["INGEST_DEAD_STREAM_CONFIG", "INGEST_STREAM_CONFIG"]
 
 # Uploads waiting to be ingested: a work queue (a message leaves once acked),
 # on disk, with a two-minute window in which a repeated Nats-Msg-Id is dropped.
@@ -28,6 +28,15 @@ INGEST_STREAM_CONFIG = StreamConfig(
     storage=StorageType.FILE,
     discard=DiscardPolicy.OLD,
     duplicate_window=120.0,
+)
+
+# Documents that could not be ingested, kept a week for inspection and replay.
+INGEST_DEAD_STREAM_CONFIG = StreamConfig(
+    name=subjects.INGEST_DEAD_STREAM,
+    subjects=[subjects.INGEST_DEAD_LETTER],
+    retention=RetentionPolicy.LIMITS,
+    storage=StorageType.FILE,
+    max_age=7 * 24 * 3600.0,
 )
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "IMAGE",
     "INGEST",
     "INGEST_DEAD_LETTER",
+    "INGEST_DEAD_STREAM",
     "INGEST_STREAM",
     "RETRIEVE",
     "SCRAPE",
@@ -51,6 +52,7 @@ SERVICES = ("scraper", "rag", "inference")  # what the gateway's /readyz asks
 INGEST_STREAM = "RAG_INGEST"
 INGEST = "rag.ingest"  # IngestDocument, durable
 INGEST_DEAD_LETTER = "rag.ingest.dead"  # IngestDocument that failed max_deliver times
+INGEST_DEAD_STREAM = "RAG_INGEST_DEAD"  # keeps the dead letters
 DOCUMENTS_OBJECTS = "documents"  # object store bucket: raw uploads
 DOCUMENTS_BUCKET = "document-state"  # key-value bucket: DocumentStatus by document id
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+import uuid
 
 from faststream.nats import NatsBroker
 from nats.errors import Error as NatsError
@@ -99,7 +100,11 @@ class DocumentService:
             async with asyncio.timeout(self._timeout_s):
                 await objects.put(document_id, upload.data)
                 await states.put(document_id, encode(status))
-                await js.publish(INGEST, encode(ingest), headers={"Nats-Msg-Id": document_id})
+                await js.publish(
+                    INGEST,
+                    encode(ingest),
+                    headers={"Nats-Msg-Id": _message_id(document_id, retry=existing is not None)},
+                )
         except (NatsError, TimeoutError) as exc:
             raise UpstreamUnavailable(f"could not store the upload ({type(exc).__name__})") from exc
         _log.info("document queued", document_id=document_id, size=len(upload.data))
@@ -212,3 +217,10 @@ def _error_from(reply: ErrorReply) -> GatewayError:
         error.status_code = 400
         return error
     return GatewayError(detail, code=reply.code)
+
+
+def _message_id(document_id: str, *, retry: bool) -> str:
+    """The ingest message's `Nats-Msg-Id`: the document id, so a repeated upload is dropped,
+    but a new id for the retry of a failed document (inside the stream's duplicate window
+    the same id would be dropped too, and the document would stay queued forever)."""
+    return f"{document_id}.{uuid.uuid4().hex[:12]}" if retry else document_id

@@ -15,7 +15,7 @@ class InferenceSettings(msgspec.Struct, frozen=True, kw_only=True):
     generate_model: str = "generate"  # Triton model name of the LLM (decoupled, vLLM-style I/O)
     embed_model: str = "embed"  # Triton model name of the embedding model
     image_model: str = "image"  # Triton model name of the image model
-    max_in_flight: int = 32  # Triton requests in flight per process; more wait in a queue
+    max_in_flight: int = 64  # Triton requests in flight per process; more wait in a queue
     generate_timeout_s: float = 120.0  # deadline of one whole generation stream
     embed_timeout_s: float = 30.0  # deadline of one embed call (all its texts)
     image_timeout_s: float = 60.0  # deadline of one image

@@ -30,7 +30,9 @@ def build(settings: RagSettings) -> ServiceParts:
         max_concurrent_batches=settings.retrieve_concurrency,
     )
     store = open_store(settings)  # connects lazily, on first use
-    retriever = Retriever(store, query_embedder, k_max=settings.retrieve_k_max)
+    retriever = Retriever(
+        store, query_embedder, k_max=settings.retrieve_k_max, max_query_chars=settings.max_query_chars
+    )
     documents = DocumentService(settings, store=store, embedder=document_embedder)
     register_handlers(broker, retriever, documents, settings)
     add_health(broker, "rag")

@@ -19,7 +19,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from proto.common import ErrorCode
 from proto.context import RetrieveReply, RetrieveRequest
 from proto.documents import DeleteDocument, DocumentDeleted, IngestDocument
-from proto.streams import INGEST_STREAM_CONFIG
+from proto.streams import INGEST_DEAD_STREAM_CONFIG, INGEST_STREAM_CONFIG
 from proto.subjects import DOCUMENT_DELETE, INGEST, INGEST_STREAM, RETRIEVE
 from runtime.bus import queue_group
 from runtime.errors import ServiceError
@@ -79,6 +79,7 @@ class DocumentService:
         """Declare the stream, the consumer and the buckets; start the parse workers."""
         js = client.jetstream()
         await ensure_stream(js, INGEST_STREAM_CONFIG)
+        await ensure_stream(js, INGEST_DEAD_STREAM_CONFIG)
         # Create, or update to the current settings (ack wait, max deliver) if it exists.
         await js.add_consumer(INGEST_STREAM, ingest_consumer_config(self._settings))
         kv, self._objects = await open_document_buckets(js)

@@ -36,10 +36,13 @@ def check_collection_name(collection: str) -> None:
 class Retriever:
     """Answers retrieve requests from one passage store."""
 
-    def __init__(self, store: PassageStore, embedder: BusEmbedder, *, k_max: int) -> None:
+    def __init__(
+        self, store: PassageStore, embedder: BusEmbedder, *, k_max: int, max_query_chars: int = 2_000
+    ) -> None:
         self._store = store
         self._embedder = embedder
         self._k_max = k_max
+        self._max_query_chars = max_query_chars
 
     async def retrieve(self, request: RetrieveRequest) -> RetrieveReply:
         """The best passages for the query, best first."""
@@ -54,6 +57,10 @@ class Retriever:
             ) from None
         if not request.query.strip():
             raise InvalidRetrieveRequest("the query is empty")
+        if len(request.query) > self._max_query_chars:
+            raise InvalidRetrieveRequest(
+                f"the query has {len(request.query)} characters, the limit is {self._max_query_chars}"
+            )
         vector: list[float] = []
         if mode is not SearchMode.BM25:
             timeout_s = max(0.1, request.timeout_ms / 1000 * 0.5)

@@ -148,3 +148,21 @@ async def test_size_limit_and_tenants(keyed_gateway: str) -> None:
         assert document_id not in [s.get("document_id") for s in chat_b["sources"]]
         chat_a = (await client.post("/v1/chat", json={"prompt": f"{topic} valve?"}, headers=a)).json()
         assert document_id in [s.get("document_id") for s in chat_a["sources"]]
+
+
+async def test_a_failed_document_uploaded_again_is_ingested_again(system: LocalSystem) -> None:
+    """A retry gets a new message id: JetStream's duplicate window must not swallow it."""
+    corrupt = b"%PDF-1.7\n" + uuid.uuid4().bytes * 64 + b"\n%%EOF"
+    files = {"file": ("broken.pdf", corrupt, "application/pdf")}
+    async with httpx.AsyncClient(base_url=system.gateway_url, timeout=30) as client:
+        first = await client.post("/v1/documents", files=files, data={"collection": "retries"})
+        assert first.status_code == 202, first.text
+        document_id = first.json()["document_id"]
+        failed = await wait_ready(client, document_id)
+        assert failed["state"] == "failed" and failed["reason"]
+        again = await client.post("/v1/documents", files=files, data={"collection": "retries"})
+        assert again.status_code == 202, again.text
+        assert again.json()["state"] == "queued"
+        retried = await wait_ready(client, document_id)
+    assert retried["state"] == "failed"
+    assert retried["updated_at"] > failed["updated_at"]
