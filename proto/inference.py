@@ -68,10 +68,11 @@ class CancelGenerate(Message, tag="generate.cancel"):
 
 
 class EmbedRequest(Message, tag="embed.request"):
-    """Embed a batch of texts."""
+    """Embed a batch of texts; `batch` priority yields Triton to `interactive` work."""
 
     texts: list[str]
     timeout_ms: int = 10_000
+    priority: str = "interactive"  # interactive | batch (e.g. document ingestion)
 
 
 class EmbedReply(Message, tag="embed.reply"):

@@ -143,7 +143,9 @@ def register_handlers(
     # that concurrent callers reach Triton together and its dynamic batcher can merge them.
     @broker.subscriber(EMBED, group, title="inference.embed", max_workers=settings.max_in_flight)
     async def embed(request: EmbedRequest) -> EmbedReply:
-        vectors = await models.embed(request.texts, timeout_s=request.timeout_ms / 1000)
+        vectors = await models.embed(
+            request.texts, timeout_s=request.timeout_ms / 1000, batch=request.priority == "batch"
+        )
         dimensions = len(vectors[0]) if vectors else 0
         return EmbedReply(vectors=vectors, model=models.model_names["embed"], dimensions=dimensions)
 

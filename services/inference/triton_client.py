@@ -39,6 +39,11 @@ from services.inference.settings import InferenceSettings
 
 __all__ = ["GenerationChunk", "TritonModels"]
 
+# Triton priority levels of the embed model's dynamic batcher (1 is served first;
+# 0 means the model's default level, which is interactive).
+_INTERACTIVE_PRIORITY = 1
+_BATCH_PRIORITY = 2
+
 _T = TypeVar("_T")
 _INVALID_MARKERS = ("invalid request:", "unexpected inference input", "expected", "unable to find")
 
@@ -208,8 +213,14 @@ class TritonModels:
 
     # -- embeddings and images ----------------------------------------------
 
-    async def embed(self, texts: Sequence[str], *, timeout_s: float) -> list[list[float]]:
-        """Return one normalised 384-d vector per text, in order."""
+    async def embed(
+        self, texts: Sequence[str], *, timeout_s: float, batch: bool = False
+    ) -> list[list[float]]:
+        """Return one normalised 384-d vector per text, in order.
+
+        `batch` work (document ingestion) goes to Triton's lower priority level, so
+        the dynamic batcher serves interactive requests (chat queries) first.
+        """
         s = self._settings
         if not texts or len(texts) > s.max_embed_texts:
             raise InvalidInferenceRequest(f"embed takes 1 to {s.max_embed_texts} texts, got {len(texts)}")
@@ -217,13 +228,14 @@ class TritonModels:
             raise InvalidInferenceRequest(f"a text is longer than {s.max_embed_text_chars} characters")
         deadline = asyncio.get_running_loop().time() + timeout_s
         groups = [list(texts[i : i + s.embed_group_size]) for i in range(0, len(texts), s.embed_group_size)]
-        vectors = await _all_or_nothing([self._embed_group(group, deadline) for group in groups])
+        priority = _BATCH_PRIORITY if batch else _INTERACTIVE_PRIORITY
+        vectors = await _all_or_nothing([self._embed_group(group, deadline, priority) for group in groups])
         return [row for group in vectors for row in group]
 
-    async def _embed_group(self, texts: list[str], deadline: float) -> list[list[float]]:
+    async def _embed_group(self, texts: list[str], deadline: float, priority: int) -> list[list[float]]:
         batch = InferInput("TEXT", [len(texts), 1], "BYTES")
         batch.set_data_from_numpy(np.array([[t.encode("utf-8")] for t in texts], dtype=np.object_))
-        result = await self._infer("embed", [batch], "EMBEDDING", deadline)
+        result = await self._infer("embed", [batch], "EMBEDDING", deadline, priority=priority)
         matrix: list[list[float]] = np.asarray(result.as_numpy("EMBEDDING"), dtype=np.float32).tolist()
         return matrix
 
@@ -248,7 +260,9 @@ class TritonModels:
         result = await self._infer("image", inputs, "IMAGE", deadline)
         return bytes(result.as_numpy("IMAGE").reshape(-1)[0])
 
-    async def _infer(self, role: str, inputs: list[InferInput], output: str, deadline: float) -> Any:
+    async def _infer(
+        self, role: str, inputs: list[InferInput], output: str, deadline: float, *, priority: int = 0
+    ) -> Any:
         """One idempotent request to the model of ``role``, retried while Triton is unreachable."""
         name = self._roles[role]
 
@@ -259,6 +273,7 @@ class TritonModels:
                     inputs,
                     outputs=[InferRequestedOutput(output)],
                     client_timeout=self._remaining(deadline),
+                    priority=priority,
                 )
             except InferenceServerException as error:
                 raise await self._error(name, error.status(), error.message() or "") from None

@@ -22,6 +22,7 @@ def build(settings: RagSettings) -> ServiceParts:
         batch_size=settings.embed_batch_size,
         timeout_s=settings.embed_timeout_s,
         max_concurrent_batches=settings.embed_max_concurrent_batches,
+        priority="batch",  # ingestion yields Triton to chat queries
     )
     query_embedder = BusEmbedder(
         broker,

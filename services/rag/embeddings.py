@@ -26,9 +26,16 @@ class BusEmbedder:
     """Embeds texts through `inference.embed`, in batches sent concurrently."""
 
     def __init__(
-        self, broker: NatsBroker, *, batch_size: int, timeout_s: float, max_concurrent_batches: int
+        self,
+        broker: NatsBroker,
+        *,
+        batch_size: int,
+        timeout_s: float,
+        max_concurrent_batches: int,
+        priority: str = "interactive",
     ) -> None:
         self._broker = broker
+        self._priority = priority
         self._batch_size = batch_size
         self._timeout_s = timeout_s
         self._slots = asyncio.Semaphore(max_concurrent_batches)
@@ -42,7 +49,7 @@ class BusEmbedder:
 
     async def _embed_batch(self, texts: list[str], timeout_s: float) -> list[list[float]]:
         async with self._slots:
-            request = EmbedRequest(texts=texts, timeout_ms=int(timeout_s * 1000))
+            request = EmbedRequest(texts=texts, timeout_ms=int(timeout_s * 1000), priority=self._priority)
             try:
                 response = await self._broker.request(request, EMBED, timeout=timeout_s)
                 reply: EmbedReply | ErrorReply = decode(response.body, EmbedReply | ErrorReply)

@@ -175,6 +175,9 @@ async def test_embeddings_equal_sentence_transformers(models: TritonModels) -> N
     assert vectors.shape == (5, 384)
     assert float(np.max(np.abs(vectors - expected))) < 1e-4
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # Batch priority (ingestion) is served by the same model at Triton's lower level.
+    low = np.array(await models.embed(texts, timeout_s=30, batch=True))
+    assert float(np.max(np.abs(low - expected))) < 1e-4
 
 
 async def test_concurrent_embeds_are_batched_by_triton(models: TritonModels, triton: LocalTriton) -> None:
