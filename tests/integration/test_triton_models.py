@@ -189,7 +189,13 @@ async def test_concurrent_embeds_are_batched_by_triton(models: TritonModels, tri
 
     before = await counts()
     results = await asyncio.gather(*(models.embed([f"text number {i}"], timeout_s=30) for i in range(64)))
+    # Triton records statistics once a batch's execution returns, which can be
+    # just after its responses were delivered: wait until all 64 are counted.
+    deadline = asyncio.get_running_loop().time() + 10
     after = await counts()
+    while after[0] - before[0] < 64 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)  # polling interval of Triton's statistics
+        after = await counts()
     await client.close()
     assert all(len(r) == 1 and len(r[0]) == 384 for r in results)
     inferences, executions = after[0] - before[0], after[1] - before[1]
