@@ -36,8 +36,8 @@ from nats.aio.client import Client as NatsClient
 from tritonclient.grpc import InferInput, InferRequestedOutput
 
 from bench.common import LoadResult, percentile, run_load
-from deploy.cluster import NatsServer, ServiceProcess, free_port
-from deploy.triton.local import LocalTriton, TritonOptions
+from deploy.cluster import NatsServer, ServiceProcess
+from deploy.triton.local import LocalTriton
 from proto.common import ErrorReply, decode, encode
 from proto.inference import (
     EmbedReply,
@@ -89,11 +89,7 @@ def run() -> dict[str, Any]:
 async def _bench(workdir: Path) -> dict[str, Any]:
     server = NatsServer(workdir / "nats")
     server.start()
-    triton = LocalTriton(
-        TritonOptions(
-            workdir=workdir / "triton", grpc_port=free_port(), http_port=free_port(), metrics_port=free_port()
-        )
-    )
+    triton = LocalTriton.on_free_ports(workdir / "triton")
     service = ServiceProcess(
         "inference",
         {"INFERENCE_NATS_URL": server.url, "INFERENCE_TRITON_GRPC_URL": triton.grpc_url, **SERVICE_ENV},

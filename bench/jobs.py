@@ -34,7 +34,7 @@ import nats
 
 from bench.common import percentile, run_load
 from deploy.cluster import ROOT, LocalSystem, free_port
-from deploy.triton.local import LocalTriton, TritonOptions
+from deploy.triton.local import LocalTriton
 from proto.subjects import JOB_RESULTS_OBJECTS
 
 __all__ = ["run"]
@@ -69,14 +69,7 @@ def run() -> dict[str, Any]:
 async def _run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-jobs-") as tmp:
         data_dir = Path(tmp)
-        triton = LocalTriton(
-            TritonOptions(
-                workdir=data_dir / "triton",
-                grpc_port=free_port(),
-                http_port=free_port(),
-                metrics_port=free_port(),
-            )
-        )
+        triton = LocalTriton.on_free_ports(data_dir / "triton")
         triton.start()
         try:
             await asyncio.to_thread(triton.wait_ready)

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import nats
 
-from deploy.triton.local import LocalTriton, TritonOptions
+from deploy.triton.local import LocalTriton, free_ports
 from proto.common import decode, encode
 from proto.health import HealthReply, HealthRequest
 from proto.subjects import health_subject
@@ -44,10 +44,7 @@ VENV_BIN = Path(sys.executable).parent
 
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_ports(1)[0]
 
 
 def wait_for_port(port: int, timeout_s: float, process: subprocess.Popen[bytes] | None = None) -> None:
@@ -239,14 +236,7 @@ class LocalSystem:
         if owned_nats:
             nats.start()
         if triton is None:
-            triton = LocalTriton(
-                TritonOptions(
-                    workdir=data_dir / "triton",
-                    grpc_port=free_port(),
-                    http_port=free_port(),
-                    metrics_port=free_port(),
-                )
-            )
+            triton = LocalTriton.on_free_ports(data_dir / "triton")
             triton.start()
             await asyncio.to_thread(triton.wait_ready)
         gateway_port = free_port()

@@ -18,6 +18,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -36,6 +37,7 @@ __all__ = [
     "LocalTriton",
     "TritonLaunchError",
     "TritonOptions",
+    "free_ports",
     "main",
 ]
 
@@ -79,6 +81,20 @@ class LocalTriton:
         self.shm_prefix = _new_shm_prefix()
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+
+    @classmethod
+    def on_free_ports(cls, workdir: Path, *, ready_timeout_s: float = 90.0) -> LocalTriton:
+        """A server (not started) on three distinct free loopback ports."""
+        grpc_port, http_port, metrics_port = free_ports(3)
+        return cls(
+            TritonOptions(
+                workdir=workdir,
+                grpc_port=grpc_port,
+                http_port=http_port,
+                metrics_port=metrics_port,
+                ready_timeout_s=ready_timeout_s,
+            )
+        )
 
     @property
     def grpc_url(self) -> str:
@@ -265,6 +281,17 @@ class LocalTriton:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct TCP ports that nothing listens on right now on 127.0.0.1."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            probe = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            probe.bind(("127.0.0.1", 0))  # held open, so the ports differ
+            ports.append(int(probe.getsockname()[1]))
+    return ports
 
 
 def _new_shm_prefix() -> str:

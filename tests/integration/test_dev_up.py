@@ -37,7 +37,7 @@ async def test_up_serves_then_ctrl_c_stops_everything(tmp_path: Path) -> None:
     for key in [k for k in env if k.endswith(("_NATS_URL", "_TRITON_GRPC_URL")) or k == "RAG_DATA_DIR"]:
         del env[key]  # let the justfile derive them from the ports above
     log = (tmp_path / "up.log").open("wb")
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # noqa: ASYNC220 (spawning does not wait; the test waits on readiness)
         [str(VENV_BIN / "just"), "up"],
         cwd=ROOT,
         env=env,

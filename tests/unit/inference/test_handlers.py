@@ -20,7 +20,7 @@ from faststream.nats import NatsBroker
 from nats.aio.client import Client as NatsClient
 from nats.aio.subscription import Subscription
 
-from deploy.cluster import NatsServer
+from deploy.cluster import NatsServer, free_port
 from proto.common import ErrorCode, ErrorReply, decode, encode
 from proto.inference import (
     CancelGenerate,
@@ -36,7 +36,6 @@ from runtime.bus import make_broker
 from services.inference.handlers import Generations, register_handlers
 from services.inference.settings import InferenceSettings
 from services.inference.triton_client import TritonModels
-from tests.triton_fixture import free_port
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import msgspec
 import pytest
 
+from deploy.cluster import free_port
 from runtime.errors import ServiceError
 from services.inference.errors import (
     InferenceError,
@@ -18,7 +19,6 @@ from services.inference.errors import (
 )
 from services.inference.settings import InferenceSettings
 from services.inference.triton_client import GenerationChunk, TritonModels
-from tests.triton_fixture import free_port
 
 
 @pytest.fixture
