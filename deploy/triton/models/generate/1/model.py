@@ -1,9 +1,12 @@
 """``generate`` (display name ``extractive-cpu``): a CPU stand-in for an LLM.
 
 It takes the inputs and outputs of Triton's vLLM backend, answers with the
-source sentences closest to the question (embedded through BLS by the
-``embed`` model) and streams them word by word, each sentence followed by its
-citation.  It never invents text: with no relevant sentence it says so.
+source sentences closest to the question and streams them word by word, each
+sentence followed by its citation.  It never invents text: with no relevant
+sentence it says so.  Cost: BM25 first keeps the ``candidate_sentences`` best
+sentences, only those (and the question) are embedded by the ``embed`` model
+through BLS, in one request, and their vectors stay in an LRU cache of
+``embedding_cache_entries`` entries for the next prompts citing them.
 """
 
 from __future__ import annotations
@@ -14,19 +17,13 @@ from typing import Any
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
-from answer_selection import (
-    NO_ANSWER,
-    NO_SOURCES,
-    SelectionLimits,
-    answer_chunks,
-    candidates_of,
-    select_sentences,
-)
+from answer_selection import SelectionLimits, finish_answer, plan_answer
+from embedding_cache import EmbeddingCache, Vectors, stack_vectors
 from prompt_format import parse_prompt
 
 __all__ = ["TritonPythonModel"]
 
-_EMBED_GROUP = 64  # the embed model's max_batch_size
+_EMBED_GROUP = 64  # the embed model's max_batch_size: rows of one BLS request
 
 
 def _parameter(config: dict[str, Any], key: str, default: str) -> str:
@@ -62,8 +59,10 @@ class TritonPythonModel:
             min_similarity=float(_parameter(config, "min_similarity", "0.35")),
             max_gap=float(_parameter(config, "max_gap", "0.12")),
             max_sentences=int(_parameter(config, "max_answer_sentences", "3")),
+            max_candidates=int(_parameter(config, "max_candidates", "512")),
+            candidate_sentences=int(_parameter(config, "candidate_sentences", "24")),
         )
-        self._max_candidates = int(_parameter(config, "max_candidates", "512"))
+        self._cache = EmbeddingCache(int(_parameter(config, "embedding_cache_entries", "20000")))
         self._default_max_tokens = int(_parameter(config, "default_max_tokens", "256"))
         self._chunk_delay_s = float(_parameter(config, "chunk_delay_ms", "10")) / 1000.0
         self._embed_model = _parameter(config, "embed_model", "embed")
@@ -131,19 +130,20 @@ class TritonPythonModel:
         parsed = parse_prompt(prompt)
         if not parsed.question:
             raise _BadRequest("the prompt holds no question")
-        candidates = candidates_of(parsed.sources, self._max_candidates)
-        if not candidates:
-            return answer_chunks([], NO_SOURCES if not parsed.sources else NO_ANSWER)
-        vectors = await self._embed([parsed.question] + [c.text for c in candidates])
-        selected = select_sentences(vectors[0], vectors[1:], candidates, self._limits)
-        return answer_chunks(selected, NO_ANSWER)
+        plan = plan_answer(parsed, self._limits)
+        texts = plan.texts
+        found, missing = self._cache.lookup(texts)
+        if missing:
+            found.update(self._cache.store(missing, await self._embed(missing)))
+        return finish_answer(plan, stack_vectors(texts, found), self._limits)
 
-    async def _embed(self, texts: list[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
+    async def _embed(self, texts: list[str]) -> Vectors:
+        """Vectors of ``texts``: one BLS request up to the embed model's batch size."""
         groups = [texts[i : i + _EMBED_GROUP] for i in range(0, len(texts), _EMBED_GROUP)]
         results = await asyncio.gather(*(self._embed_group(group) for group in groups))
         return np.concatenate(results, axis=0)
 
-    async def _embed_group(self, texts: list[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
+    async def _embed_group(self, texts: list[str]) -> Vectors:
         batch = np.array([[t.encode("utf-8")] for t in texts], dtype=np.object_)
         embed_request = pb_utils.InferenceRequest(
             model_name=self._embed_model,
