@@ -37,7 +37,7 @@ class Retriever:
     """Answers retrieve requests from one passage store."""
 
     def __init__(
-        self, store: PassageStore, embedder: BusEmbedder, *, k_max: int, max_query_chars: int = 2_000
+        self, store: PassageStore, embedder: BusEmbedder, *, k_max: int, max_query_chars: int = 8_000
     ) -> None:
         self._store = store
         self._embedder = embedder

@@ -28,7 +28,7 @@ class RagSettings(msgspec.Struct, frozen=True, kw_only=True):
     chunk_overlap_tokens: int = 40  # word pieces repeated between consecutive chunks of a section
     parse_workers: int = 1  # processes parsing documents (CPU-bound)
     retrieve_k_max: int = 50  # most passages one retrieve request may ask for
-    max_query_chars: int = 2_000  # longer queries are refused (bad_request) before embedding
+    max_query_chars: int = 8_000  # longer queries are refused (bad_request): inference embeds at most this
     retrieve_concurrency: int = 16  # retrieve requests one replica works on at the same time
     candidate_factor: int = 4  # hybrid fetches k * this from each of BM25 and vector before fusion
     # Durable ingestion (a JetStream pull consumer shared by every replica).
