@@ -10,8 +10,12 @@ __all__ = [
     "ChatTimeout",
     "DocumentNotFound",
     "GatewayError",
+    "InvalidJob",
+    "ItemNotReady",
+    "JobNotFound",
     "PromptTooLarge",
     "RateLimited",
+    "TooManyItems",
     "UnsupportedDocumentType",
     "UpstreamUnavailable",
     "UploadTooLarge",
@@ -82,3 +86,31 @@ class RateLimited(GatewayError):
     def __init__(self, detail: str, *, retry_after_s: int) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
+
+
+class JobNotFound(GatewayError):
+    """No job (or no item) by that id."""
+
+    code = ErrorCode.NOT_FOUND
+    status_code = 404
+
+
+class InvalidJob(GatewayError):
+    """The job cannot be accepted as it is."""
+
+    code = ErrorCode.BAD_REQUEST
+    status_code = 400
+
+
+class TooManyItems(GatewayError):
+    """More items, or a longer prompt, than the limits allow."""
+
+    code = ErrorCode.TOO_LARGE
+    status_code = 413
+
+
+class ItemNotReady(GatewayError):
+    """The item has no result (yet, or ever: it failed)."""
+
+    code = "not_ready"
+    status_code = 409

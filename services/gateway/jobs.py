@@ -25,7 +25,7 @@ from nats.js.errors import (
     ObjectNotFoundError,
 )
 
-from proto.common import ErrorCode, MessageDecodeError, decode, encode
+from proto.common import MessageDecodeError, decode, encode
 from proto.jobs import (
     TERMINAL_STATES,
     JobItem,
@@ -48,7 +48,13 @@ from proto.subjects import (
 from runtime.jetstream import ensure_stream, open_key_value, open_object_store
 from runtime.logging import get_logger
 from runtime.settings import load_settings
-from services.gateway.errors import GatewayError, UpstreamUnavailable
+from services.gateway.errors import (
+    InvalidJob,
+    ItemNotReady,
+    JobNotFound,
+    TooManyItems,
+    UpstreamUnavailable,
+)
 
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
@@ -56,13 +62,9 @@ if TYPE_CHECKING:
     from nats.js.object_store import ObjectStore
 
 __all__ = [
-    "InvalidJob",
-    "ItemNotReady",
     "JobApiSettings",
     "JobDoor",
-    "JobNotFound",
     "ItemResult",
-    "TooManyItems",
 ]
 
 _log = get_logger(__name__)
@@ -81,34 +83,6 @@ class JobApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     nats_timeout_s: float = 5.0  # deadline of one JetStream call
     cas_attempts: int = 100  # compare-and-set retries of one job-state write
     events_poll_s: float = 10.0  # WebSocket: the status is re-read when no event came for this long
-
-
-class JobNotFound(GatewayError):
-    """No job (or no item) by that id."""
-
-    code = ErrorCode.NOT_FOUND
-    status_code = 404
-
-
-class InvalidJob(GatewayError):
-    """The job cannot be accepted as it is."""
-
-    code = ErrorCode.BAD_REQUEST
-    status_code = 400
-
-
-class TooManyItems(GatewayError):
-    """More items, or a longer prompt, than the limits allow."""
-
-    code = ErrorCode.TOO_LARGE
-    status_code = 413
-
-
-class ItemNotReady(GatewayError):
-    """The item has no result (yet, or ever: it failed)."""
-
-    code = "not_ready"
-    status_code = 409
 
 
 class ItemResult(msgspec.Struct, frozen=True):

@@ -17,7 +17,8 @@ from litestar.di import Provide
 from litestar.response import Stream
 
 from proto.jobs import ItemFailure, JobKind, JobOptions, JobState, JobStatus, JobSubmitted
-from services.gateway.jobs import JobDoor, JobNotFound
+from services.gateway.errors import JobNotFound
+from services.gateway.jobs import JobDoor
 
 __all__ = ["JobBody", "JobView", "jobs_router"]
 

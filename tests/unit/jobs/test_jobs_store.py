@@ -17,7 +17,8 @@ from deploy.cluster import NatsServer
 from proto.jobs import JobKind, JobOptions, JobState, JobStatus
 from proto.subjects import JOB_RESULTS_OBJECTS, JOBS_STREAM, job_items_subject
 from runtime.bus import make_broker
-from services.gateway.jobs import InvalidJob, JobApiSettings, JobDoor, JobNotFound, TooManyItems
+from services.gateway.errors import InvalidJob, JobNotFound, TooManyItems
+from services.gateway.jobs import JobApiSettings, JobDoor
 from services.inference.jobs.store import JobStore
 from services.inference.jobs.transitions import record_done
 
