@@ -7,12 +7,11 @@ from collections.abc import AsyncIterator
 
 import nats
 import pytest
-from aiohttp import web
 
-from deploy.cluster import free_port
 from proto.common import decode
 from proto.inference import CancelGenerate
 from proto.subjects import GENERATE_CANCEL
+from tests.integration.pages import serve_pages
 
 _SENTENCES = " ".join(
     f"The drilling rig of Aurora Station reached layer {n} of the ice core, "
@@ -28,18 +27,8 @@ LONG_PAGE = f"""<!doctype html><html lang="en"><head><title>Aurora Station drill
 @pytest.fixture(scope="session")
 async def cited_page() -> AsyncIterator[str]:
     """The URL of a local page (a long one, so that its answer streams for a while)."""
-
-    async def page(_: web.Request) -> web.Response:
-        return web.Response(text=LONG_PAGE, content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/aurora-log", page)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}/aurora-log"
-    await runner.cleanup()
+    async with serve_pages({"/aurora-log": LONG_PAGE}) as base:
+        yield f"{base}/aurora-log"
 
 
 class CancelWatch:

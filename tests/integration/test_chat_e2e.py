@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 import httpx
 import nats
 import pytest
-from aiohttp import web
 
 from deploy.cluster import LocalSystem as System
 from deploy.cluster import ServiceProcess, free_port, wait_for_port
+from tests.integration.pages import serve_pages
 
 pytestmark = pytest.mark.integration
 
@@ -31,18 +31,8 @@ over the winter, when temperatures drop below minus fifty degrees.</p>
 @pytest.fixture
 async def page_server() -> AsyncIterator[str]:
     """A local web page for the scraper to read."""
-
-    async def aurora(_: web.Request) -> web.Response:
-        return web.Response(text=PAGE, content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/aurora", aurora)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serve_pages({"/aurora": PAGE}) as base:
+        yield base
 
 
 async def test_health_and_readiness(system: System) -> None:

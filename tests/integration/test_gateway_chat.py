@@ -139,3 +139,13 @@ async def test_closing_the_websocket_cancels_the_generation(
         await ws.send(json.dumps({"prompt": f"Tell me everything about the ice core layers at {cited_page}"}))
         assert json.loads(await asyncio.wait_for(ws.recv(), 30))["type"] == "chunk"
     await asyncio.wait_for(cancelled.wait(), CANCEL_WAIT_S)
+
+
+async def test_websocket_takes_the_next_chat_sent_right_after_an_answer(system: LocalSystem) -> None:
+    """A prompt sent the moment an answer arrives is the next chat, never a 'busy' clash."""
+    async with websockets.connect(ws_url(system)) as ws:
+        for round_ in range(5):
+            await ws.send(json.dumps({"prompt": f"question number {round_}?", "use_web": False}))
+            while (message := json.loads(await asyncio.wait_for(ws.recv(), 30)))["type"] == "chunk":
+                pass
+            assert message["type"] == "answer", message

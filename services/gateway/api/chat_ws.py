@@ -37,6 +37,14 @@ class _Cancelled(Exception):
     """The client asked to cancel the answer being streamed."""
 
 
+class _NextMessage(Exception):
+    """The client sent something other than a cancel while an answer was being handled."""
+
+    def __init__(self, message: dict[str, Any]) -> None:
+        super().__init__()
+        self.message = message
+
+
 @websocket("/chat/ws")
 async def chat_ws(
     socket: WebSocket,  # type: ignore[type-arg]
@@ -47,9 +55,10 @@ async def chat_ws(
     """Answer each chat sent on the socket, streaming chunks and a final answer."""
     await socket.accept()
     tenant = tenant_of(socket)
+    pending: dict[str, Any] | None = None
     try:
         while True:
-            message = await _receive(socket, settings)
+            message, pending = pending or await _receive(socket, settings), None
             if message is None or message.get("type") == "cancel":
                 continue  # nothing to cancel between chats
             try:
@@ -58,7 +67,7 @@ async def chat_ws(
                 await _send_error(socket, ErrorCode.BAD_REQUEST, f"invalid chat: {exc}")
                 continue
             request = body.to_request(tenant)
-            await _answer(socket, chat_service, metrics, settings, request, chat_id_for(socket))
+            pending = await _answer(socket, chat_service, metrics, settings, request, chat_id_for(socket))
     except WebSocketDisconnect:
         return
 
@@ -70,23 +79,38 @@ async def _answer(
     settings: GatewaySettings,
     request: ChatRequest,
     chat_id: str,
-) -> None:
-    relay = asyncio.create_task(_relay(socket, chat_service, metrics, request, chat_id))
-    listener = asyncio.create_task(_wait_for_cancel(socket, settings))
+) -> dict[str, Any] | None:
+    """Stream one answer while listening for a cancel; return a message that came after it."""
+    answered = asyncio.Event()
+    relay = asyncio.create_task(_relay(socket, chat_service, metrics, request, chat_id, answered))
+    listener: asyncio.Task[None] | None = None
+    next_message: dict[str, Any] | None = None
     metrics.streams.inc()
     try:
-        done, _ = await asyncio.wait({relay, listener}, return_when=asyncio.FIRST_COMPLETED)
+        while True:
+            listener = asyncio.create_task(_wait_for_cancel(socket, settings))
+            done, _ = await asyncio.wait({relay, listener}, return_when=asyncio.FIRST_COMPLETED)
+            heard = listener.exception() if listener in done else None
+            if not isinstance(heard, _NextMessage):
+                break
+            if answered.is_set():  # the answer is out: this is the next chat, not a clash
+                next_message = heard.message
+                await asyncio.gather(relay, return_exceptions=True)
+                break
+            await _send_error(socket, "busy", "one chat at a time: wait for the answer or send a cancel")
     finally:
         metrics.streams.dec()
         for task in (relay, listener):
-            task.cancel()  # cancelling the relay closes the chat's stream: the generation is cancelled
-        await asyncio.gather(relay, listener, return_exceptions=True)
-    finished = relay if relay in done else listener
-    error = finished.exception()
+            if task is not None:
+                task.cancel()  # cancelling the relay closes the chat's stream: the generation is cancelled
+        await asyncio.gather(relay, *([listener] if listener else []), return_exceptions=True)
+    finished = relay if relay.done() and not relay.cancelled() and next_message is None else listener
+    error = finished.exception() if finished is not None and not finished.cancelled() else None
     if isinstance(error, _Cancelled):
         await socket.send_json({"type": "cancelled", "id": chat_id})
-    elif error is not None:
+    elif error is not None and not isinstance(error, _NextMessage):
         raise error  # WebSocketDisconnect ends the session; anything else is a bug
+    return next_message
 
 
 async def _relay(
@@ -95,28 +119,34 @@ async def _relay(
     metrics: GatewayMetrics,
     request: ChatRequest,
     chat_id: str,
+    answered: asyncio.Event,
 ) -> None:
     try:
         async with aclosing(chat_service.stream(request, request_id=chat_id)) as events:
             async for event in events:
                 if isinstance(event, ChatAnswer):
                     metrics.count_context_errors(event.context_errors)
+                    answered.set()  # before sending: the client may reply as soon as it has it
                     await socket.send_json({**msgspec.to_builtins(event), "type": "answer"})
                 else:
                     await socket.send_json({"type": "chunk", "seq": event.seq, "text": event.text})
     except ServiceError as exc:
         if exc.code in (ErrorCode.UNAVAILABLE, ErrorCode.TIMEOUT):
             metrics.upstream_errors.labels(service="inference").inc()
+        answered.set()
         await _send_error(socket, exc.code, exc.detail)
 
 
 async def _wait_for_cancel(socket: WebSocket, settings: GatewaySettings) -> None:  # type: ignore[type-arg]
-    """Return never; raise `_Cancelled` on a cancel, `WebSocketDisconnect` when the client leaves."""
+    """Return never; raise `_Cancelled` on a cancel, `_NextMessage` on anything else,
+    `WebSocketDisconnect` when the client leaves."""
     while True:
         message = await _receive(socket, settings)
-        if message is not None and message.get("type") == "cancel":
+        if message is None:
+            continue
+        if message.get("type") == "cancel":
             raise _Cancelled
-        await _send_error(socket, "busy", "one chat at a time: wait for the answer or send a cancel")
+        raise _NextMessage(message)
 
 
 async def _receive(socket: WebSocket, settings: GatewaySettings) -> dict[str, Any] | None:  # type: ignore[type-arg]
