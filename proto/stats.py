@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from proto.common import Message
 
-__all__ = ["LoopLagStats", "StatsRequest"]
+__all__ = ["InferenceStats", "LoopLagStats", "StatsRequest"]
 
 
 class StatsRequest(Message, tag="stats.request"):
@@ -21,3 +21,11 @@ class LoopLagStats(Message, tag="stats.loop_lag"):
     loop_lag_p99_ms: float = 0.0
     loop_lag_max_ms: float = 0.0
     probe_interval_s: float = 0.0
+
+
+class InferenceStats(Message, tag="stats.inference"):
+    """One inference replica's load: Triton requests in flight, waiting, and streams."""
+
+    in_flight: int = 0  # Triton requests running (at most INFERENCE_MAX_IN_FLIGHT)
+    queued: int = 0  # requests waiting for an in-flight slot: the queue metric
+    generations: int = 0  # token streams being relayed

@@ -14,6 +14,7 @@ __all__ = [
     "GENERATE",
     "GENERATE_CANCEL",
     "IMAGE",
+    "INFERENCE_STATS",
     "INGEST",
     "INGEST_DEAD_LETTER",
     "INGEST_DEAD_STREAM",
@@ -39,6 +40,7 @@ EMBED = "inference.embed"  # EmbedRequest -> EmbedReply | ErrorReply
 IMAGE = "inference.image"  # ImageRequest -> ImageReply | ErrorReply
 CHAT = "chat.request"  # ChatRequest -> ChatAnswer | ErrorReply (the gateway's chat, on the bus)
 DOCUMENT_DELETE = "rag.document.delete"  # DeleteDocument -> DocumentDeleted | ErrorReply
+INFERENCE_STATS = "inference.stats"  # StatsRequest -> InferenceStats (in flight, queued)
 SCRAPER_STATS = "scraper.stats"  # StatsRequest -> LoopLagStats (the event-loop lag a replica measured)
 
 # Per-request token streams: inference publishes TokenChunk..., then GenerateResult or ErrorReply.

@@ -25,7 +25,8 @@ from proto.inference import (
     ImageRequest,
     TokenChunk,
 )
-from proto.subjects import EMBED, GENERATE, GENERATE_CANCEL, IMAGE
+from proto.stats import InferenceStats, StatsRequest
+from proto.subjects import EMBED, GENERATE, GENERATE_CANCEL, IMAGE, INFERENCE_STATS
 from runtime.bus import queue_group
 from runtime.errors import ServiceError
 from runtime.logging import bind_request, get_logger
@@ -148,6 +149,12 @@ def register_handlers(
         )
         dimensions = len(vectors[0]) if vectors else 0
         return EmbedReply(vectors=vectors, model=models.model_names["embed"], dimensions=dimensions)
+
+    @broker.subscriber(INFERENCE_STATS, group, title="inference.stats")
+    async def stats(request: StatsRequest) -> InferenceStats:
+        return InferenceStats(
+            in_flight=models.in_flight, queued=models.queued, generations=generations.running
+        )
 
     @broker.subscriber(IMAGE, group, title="inference.image", max_workers=settings.max_in_flight)
     async def image(request: ImageRequest) -> ImageReply:

@@ -31,7 +31,8 @@ from proto.inference import (
     GenerateResult,
     TokenChunk,
 )
-from proto.subjects import EMBED, GENERATE, GENERATE_CANCEL, stream_subject
+from proto.stats import InferenceStats, StatsRequest
+from proto.subjects import EMBED, GENERATE, GENERATE_CANCEL, INFERENCE_STATS, stream_subject
 from runtime.bus import make_broker
 from services.inference.handlers import Generations, register_handlers
 from services.inference.settings import InferenceSettings
@@ -202,5 +203,10 @@ async def test_embed_requests_are_handled_concurrently(handlers: Handlers) -> No
     while handlers.models.in_flight < 3:  # the requests arrive over NATS: wait for them
         assert time.monotonic() < deadline, f"only {handlers.models.in_flight} embed call(s) in flight"
         await asyncio.sleep(0.01)
+    # The queue metric: the in-flight calls as the replica reports them on the bus.
+    stats: InferenceStats = decode(
+        await _request(handlers.client, INFERENCE_STATS, encode(StatsRequest())), InferenceStats
+    )
+    assert stats.in_flight == 3 and stats.queued == 0
     replies: list[ErrorReply] = [decode(data, ErrorReply) for data in await asyncio.gather(*calls)]
     assert {reply.code for reply in replies} == {ErrorCode.UNAVAILABLE}
