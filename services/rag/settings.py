@@ -16,6 +16,8 @@ class RagSettings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: str = ".state/rag"  # LanceDB folder of the embedded store (used when weaviate_url is empty)
     store_timeout_s: float = 10.0  # longest one LanceDB query may run
     optimize_after_rows: int = 1000  # LanceDB: unindexed rows that trigger compaction + FTS index refresh
+    vector_index_min_rows: int = 5000  # LanceDB: chunks in a collection before its HNSW vector index is built
+    vector_index_ef: int = 64  # LanceDB: HNSW candidates examined per vector query (recall vs speed)
     weaviate_url: str = ""  # e.g. http://weaviate:8080; set it to use Weaviate instead of LanceDB
     weaviate_grpc_port: int = 50051  # Weaviate's gRPC port on the same host as weaviate_url
     weaviate_api_key: str = ""  # API key sent to Weaviate; empty means anonymous access

@@ -94,3 +94,42 @@ async def test_new_rows_are_folded_into_the_fts_index(tmp_path: Path) -> None:
     assert (stats.num_indexed_rows, stats.num_unindexed_rows) == (4, 0)
     assert await _bm25(store, "c", "glaciers") == ["b:0"]
     await store.close()
+
+
+async def test_the_vector_index_is_built_at_its_size_and_later_rows_are_still_found(tmp_path: Path) -> None:
+    import random
+
+    from tests.contract.store_suite import DIMENSION
+
+    rng = random.Random(7)
+
+    def random_unit() -> list[float]:
+        vector = [rng.gauss(0.0, 1.0) for _ in range(DIMENSION)]
+        norm = sum(x * x for x in vector) ** 0.5
+        return [x / norm for x in vector]
+
+    async def nearest(vector: list[float], k: int = 3) -> list[str]:
+        found = await store.search("c", text="", vector=vector, k=k, mode=SearchMode.VECTOR)
+        return [p.chunk_id for p in found]
+
+    async def has_vector_index() -> bool:
+        table = await store._open("c")
+        assert table is not None
+        return any(index.name == "vector_idx" for index in await table.list_indices())
+
+    store = LanceStore(str(tmp_path), vector_index_min_rows=300)
+    first = [random_unit() for _ in range(299)]
+    await store.upsert(make_chunks("c", "a", [f"row {i}" for i in range(299)], first))
+    assert not await has_vector_index()  # below the threshold: exact search
+    assert (await nearest(first[17]))[0] == "a:17"
+    second = [random_unit() for _ in range(10)]
+    await store.upsert(make_chunks("c", "b", [f"more {i}" for i in range(10)], second))
+    assert await has_vector_index()
+    # Every stored vector finds itself first through the index (random vectors: a hard case).
+    assert [(await nearest(v, 1))[0] for v in first[:50]] == [f"a:{i}" for i in range(50)]
+    later = random_unit()
+    await store.upsert(make_chunks("c", "late", ["after the index"], [later]))
+    assert (await nearest(later))[0] == "late:0"  # not in the index yet: scanned exactly
+    assert await store.delete_document("c", "a") == 299
+    assert all(not chunk.startswith("a:") for chunk in await nearest(first[17], 10))
+    await store.close()
