@@ -129,10 +129,15 @@ def latency_queries(bodies: Sequence[str], count: int) -> list[str]:
     return queries[:count]
 
 
+def _first_rank(documents: list[str], wanted: str) -> int | None:
+    """Rank (1-10) of the first chunk of the wanted document, None if not in the top 10."""
+    return next((i for i, doc in enumerate(documents[:10], start=1) if doc == wanted), None)
+
+
 def _metrics(ranked: list[list[str]], relevant: list[str]) -> dict[str, float]:
     reciprocal, hits = 0.0, 0
     for documents, wanted in zip(ranked, relevant, strict=True):
-        rank = next((i for i, doc in enumerate(documents[:10], start=1) if doc == wanted), None)
+        rank = _first_rank(documents, wanted)
         reciprocal += 1.0 / rank if rank else 0.0
         hits += wanted in documents[:5]
     return {"mrr_at_10": round(reciprocal / len(relevant), 4), "recall_at_5": round(hits / len(relevant), 4)}
@@ -220,7 +225,7 @@ async def _quality(client: Client, queries: list[str], relevant: list[str]) -> d
     ranked: dict[str, list[Scored]] = {}
     for mode, k in (("bm25", DEPTH), ("vector", DEPTH), ("hybrid", 10)):
         ranked[mode] = list(await asyncio.gather(*(ask(query, mode, k) for query in queries)))
-    bm25, vector, hybrid = ranked["bm25"], ranked["vector"], ranked["hybrid"]
+    bm25, vector = ranked["bm25"], ranked["vector"]
 
     def documents(rankings: Sequence[Sequence[str]]) -> list[list[str]]:
         return [[key.split(":")[0] for key in ranking] for ranking in rankings]
@@ -228,11 +233,14 @@ async def _quality(client: Client, queries: list[str], relevant: list[str]) -> d
     def keys(rankings: list[Scored]) -> list[list[str]]:
         return [[key for key, _ in ranking] for ranking in rankings]
 
-    results: dict[str, Any] = {
-        "bm25": _metrics(documents(keys(bm25)), relevant),
-        "vector": _metrics(documents(keys(vector)), relevant),
-        "hybrid": _metrics(documents(keys(hybrid)), relevant),
-    }
+    by_mode = {mode: documents(keys(ranked[mode])) for mode in ranked}
+    results: dict[str, Any] = {mode: _metrics(by_mode[mode], relevant) for mode in ranked}
+    # Every query some method does not rank first: where the methods differ, and what no fusion can fix.
+    results["not_first"] = [
+        {"query": query, **{mode: _first_rank(by_mode[mode][i], relevant[i]) for mode in ranked}}
+        for i, query in enumerate(queries)
+        if any(_first_rank(by_mode[mode][i], relevant[i]) != 1 for mode in ranked)
+    ]
     pairs = list(zip(bm25, vector, strict=True))
     results["fusion_experiments"] = {
         f"{name}_depth{DEPTH}": _metrics(documents([fuse(b, v) for b, v in pairs]), relevant)
@@ -403,6 +411,10 @@ def _print(results: dict[str, Any]) -> None:
         *quality["fusion_experiments"].items(),
     ]:
         print(f"{name:<20} {figures['mrr_at_10']:8.3f} {figures['recall_at_5']:9.3f}")
+    print("queries some method does not rank first (rank of the page's best chunk; None: not in top 10):")
+    for miss in quality["not_first"]:
+        ranks = ", ".join(f"{mode} {miss[mode]}" for mode in ("bm25", "vector", "hybrid"))
+        print(f"  {ranks}: {miss['query'][:70]}")
     beats = all(quality["hybrid"]["mrr_at_10"] > quality[m]["mrr_at_10"] for m in ("bm25", "vector"))
     print(f"target: hybrid beats both on MRR@10 -> {'met' if beats else 'NOT met'}")
     print(
