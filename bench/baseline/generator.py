@@ -3,9 +3,10 @@
 The selection code is imported by path from the Triton model folder
 (`deploy/triton/models/generate/1/`), so the baseline answers with exactly the
 logic the `generate` model runs (BM25 shortlist, then embeddings of the
-shortlisted sentences, kept in an LRU cache of the same size); only the
-embedding call differs: here the sentence-transformers model in this process,
-there the `embed` model via BLS.
+shortlisted sentences, kept in an LRU cache of the same size). The encoder is
+imported the same way from the `embed` model's folder (`minilm_encoder.py`:
+all-MiniLM-L6-v2 on ONNX Runtime, the same exported graph), so only where it
+runs differs: here in this process, there the `embed` model via BLS.
 """
 
 from __future__ import annotations
@@ -14,17 +15,26 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
+from deploy.triton.local import default_onnx_cache_dir
 
-__all__ = ["GENERATE_MODEL_DIR", "ExtractiveGenerator", "load_model_module"]
+__all__ = [
+    "EMBED_MODEL_DIR",
+    "GENERATE_MODEL_DIR",
+    "Encoder",
+    "ExtractiveGenerator",
+    "load_model_module",
+    "open_embed_encoder",
+]
 
-GENERATE_MODEL_DIR = Path(__file__).resolve().parents[2] / "deploy" / "triton" / "models" / "generate" / "1"
+_MODELS = Path(__file__).resolve().parents[2] / "deploy" / "triton" / "models"
+GENERATE_MODEL_DIR = _MODELS / "generate" / "1"
+EMBED_MODEL_DIR = _MODELS / "embed" / "1"
 EMBED_BATCH = 8  # the embed model's encode_batch_size (rows per forward pass)
+EMBED_THREADS = 0  # intra-op threads of the in-process encoder: 0 = every core (the runtime's default)
 EMBEDDING_CACHE_ENTRIES = 20_000  # config.pbtxt `embedding_cache_entries` of the generate model
 
 
@@ -48,13 +58,30 @@ def load_model_module(name: str, directory: Path = GENERATE_MODEL_DIR) -> Module
     return module
 
 
+class Encoder(Protocol):
+    """What `minilm_encoder.open_encoder` returns (that module is imported by path, untyped)."""
+
+    def encode(self, texts: list[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
+        """Unit vectors of `texts`, in order."""
+        ...
+
+
+def open_embed_encoder(runtime: str = "onnxruntime") -> Encoder:
+    """The `embed` model's encoder, in this process, with the graph cache local Tritons use."""
+    encoders = load_model_module("minilm_encoder", EMBED_MODEL_DIR)
+    encoder: Encoder = encoders.open_encoder(
+        runtime, batch_size=EMBED_BATCH, threads=EMBED_THREADS, cache_dir=default_onnx_cache_dir()
+    )
+    return encoder
+
+
 class ExtractiveGenerator:
     """`generate(prompt) -> answer`: synchronous and CPU-bound, like an in-process LLM call."""
 
-    def __init__(self, model: SentenceTransformer) -> None:
+    def __init__(self, encoder: Encoder) -> None:
         self._prompt_format = load_model_module("prompt_format")
         self._selection = load_model_module("answer_selection")
-        self._model = model
+        self._encoder = encoder
         self._limits = self._selection.SelectionLimits()  # the defaults equal config.pbtxt's values
         self._cache = load_model_module("embedding_cache").EmbeddingCache(EMBEDDING_CACHE_ENTRIES)
 
@@ -72,11 +99,4 @@ class ExtractiveGenerator:
 
     def embed(self, texts: list[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
         """Unit vectors of `texts`, computed in this process."""
-        vectors = self._model.encode(
-            texts,
-            batch_size=EMBED_BATCH,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        return self._encoder.encode(texts)

