@@ -39,6 +39,7 @@ test *args:
 # ruff and mypy --strict.
 lint:
     {{python}} -m ruff check .
+    {{python}} -m ruff format --check .
     {{python}} -m mypy
 
 # Benchmarks: `just bench` for all, or `just bench scraper|rag|inference|gateway|jobs`.

@@ -88,6 +88,7 @@ METRICS_TIMEOUT_S = 5.0  # one read of Triton's Prometheus metrics
 VECTOR_CACHE_DIR = ROOT / ".state" / "bench"  # chunk vectors of an earlier ingestion (git-ignored)
 EMBED_MODEL = "all-MiniLM-L6-v2"  # part of the vector cache key
 
+
 def run() -> dict[str, Any]:
     """Run both sides and return the results (the dispatcher writes bench/results/gateway.json)."""
     results = asyncio.run(_run())
@@ -143,10 +144,15 @@ async def _run() -> dict[str, Any]:
                         elif ready < len(pages):
                             ingest = f"api ({ready} of {len(pages)} documents ready at the deadline)"
                     ingest_s = time.monotonic() - started
-                    print(f"ingest ({ingest}): {len(pages)} documents, {len(corpus.chunks)} chunks "
-                          f"in {ingest_s:.1f} s", flush=True)
-                    index = baseline_index(corpus) if corpus.vectors else index_from_store(
-                        data_dir / "rag", COLLECTION
+                    print(
+                        f"ingest ({ingest}): {len(pages)} documents, {len(corpus.chunks)} chunks "
+                        f"in {ingest_s:.1f} s",
+                        flush=True,
+                    )
+                    index = (
+                        baseline_index(corpus)
+                        if corpus.vectors
+                        else index_from_store(data_dir / "rag", COLLECTION)
                     )
                     index.save(data_dir / "baseline-index")
                     if cached is None:
@@ -212,8 +218,9 @@ async def _measure(
         return one
 
     print(f"[{side}] warm-up: {WARMUP_CHATS} chats", flush=True)
-    warm = await run_load(chat(fast, "warm"), concurrency=CONCURRENCY, max_requests=WARMUP_CHATS,
-                          max_duration_s=MAX_DURATION_S)
+    warm = await run_load(
+        chat(fast, "warm"), concurrency=CONCURRENCY, max_requests=WARMUP_CHATS, max_duration_s=MAX_DURATION_S
+    )
     if warm.errors:
         raise RuntimeError(f"{side}: warm-up chats failed: {warm.errors[:3]}")
     cited.clear()
@@ -221,15 +228,18 @@ async def _measure(
     cpu_before = {name: process_tree_cpu_s(pid) for name, pid in pids.items() if pid}
     counts_before = await embed_counts() if embed_counts is not None else {}
     print(f"[{side}] throughput: c{CONCURRENCY} for up to {MAX_DURATION_S:.0f} s", flush=True)
-    load = await run_load(chat(fast, "c16"), concurrency=CONCURRENCY, max_requests=MAX_CHATS,
-                          max_duration_s=MAX_DURATION_S)
+    load = await run_load(
+        chat(fast, "c16"), concurrency=CONCURRENCY, max_requests=MAX_CHATS, max_duration_s=MAX_DURATION_S
+    )
     cpu = {name: process_tree_cpu_s(pid) - cpu_before[name] for name, pid in pids.items() if pid}
     counts = await embed_counts() if embed_counts is not None else {}
     batching = _batching(counts_before, counts, max(1, load.ok))
     c16_cited = sum(cited) / max(1, len(cited))
     cited.clear()
-    print(f"[{side}] slow pages: {SLOW_CHATS} chats at once, pages answered after {SLOW_PAGE_DELAY_S} s",
-          flush=True)
+    print(
+        f"[{side}] slow pages: {SLOW_CHATS} chats at once, pages answered after {SLOW_PAGE_DELAY_S} s",
+        flush=True,
+    )
     slow_chat = chat(slow, "slow", SLOW_RUN_TIMEOUT_S)
     slow_run = await run_load(
         slow_chat, concurrency=SLOW_CHATS, max_requests=SLOW_CHATS, max_duration_s=MAX_DURATION_S

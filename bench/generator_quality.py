@@ -81,7 +81,8 @@ def _truth_sentence(source: str, body: str, rng: random.Random) -> str | None:
     low, high = SENTENCE_WORDS
     inside = _norm(source)
     found = [
-        s for s in (_norm(p) for line in body.splitlines() for p in _SENTENCE_END.split(line))
+        s
+        for s in (_norm(p) for line in body.splitlines() for p in _SENTENCE_END.split(line))
         if low <= len(s.split()) <= high and s in inside
     ]
     return rng.choice(found) if found else None
@@ -89,8 +90,10 @@ def _truth_sentence(source: str, body: str, rng: random.Random) -> str | None:
 
 def _question(style: str, sentence: str, title: str, rng: random.Random, terms_of: Any) -> str:
     if style == "title":
-        return f"What does the page https://example.com/p/{rng.randrange(10**6)} say about " \
+        return (
+            f"What does the page https://example.com/p/{rng.randrange(10**6)} say about "
             f"{' '.join(title.split()[:16])}?"
+        )
     words = [w for w in re.findall(r"\w+", sentence) if terms_of(w)]
     if style == "sparse":
         picked = sorted(rng.sample(range(len(words)), min(3, len(words))))
@@ -122,8 +125,14 @@ def _prompts(modules: dict[str, Any]) -> list[dict[str, Any]]:
             best = sorted(range(len(others)), key=lambda i: -scores[i])[:DISTRACTORS]
             sources = [(f"https://example.com/page/{index}", source)]
             sources += [(f"doc-{others[i][0]}.html", others[i][1]) for i in best]
-            prompts.append({"style": style, "question": question, "truth": truth,
-                            "prompt": fmt.format_prompt(question, sources)})
+            prompts.append(
+                {
+                    "style": style,
+                    "question": question,
+                    "truth": truth,
+                    "prompt": fmt.format_prompt(question, sources),
+                }
+            )
     return prompts
 
 

@@ -65,8 +65,7 @@ def detect_content_type(data: bytes, *, file_name: str, declared: str | None) ->
         raise UnsupportedDocumentType(f"{file_name!r} is named or declared a {_name(claimed)} but is not one")
     if not _looks_like_text(data):
         raise UnsupportedDocumentType(
-            f"{file_name!r} (content type {declared!r}) is binary, not a supported type; "
-            f"accepted: {ACCEPTED}"
+            f"{file_name!r} (content type {declared!r}) is binary, not a supported type; accepted: {ACCEPTED}"
         )
     if claimed is not None:
         return claimed

@@ -251,9 +251,7 @@ async def test_bad_requests_get_an_error_reply(bus: NatsClient, site: Site, payl
     assert len(ok.pages) == 1
 
 
-async def test_nats_going_away_and_back(
-    bus_server: NatsServer, scraper: ServiceProcess, site: Site
-) -> None:
+async def test_nats_going_away_and_back(bus_server: NatsServer, scraper: ServiceProcess, site: Site) -> None:
     bus_server.stop()
     bus_server.start()  # same port, same JetStream store
     await scraper.wait_healthy(bus_server.url, timeout_s=30)

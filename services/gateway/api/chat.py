@@ -81,7 +81,10 @@ async def _prepend(first: TokenChunk | ChatAnswer, events: ChatEvents) -> ChatEv
     responses={200: ResponseSpec(data_container=ChatAnswer, description="The answer (or its SSE stream)")},
 )
 async def chat(
-    data: ChatBody, request: Request, chat_service: ChatService, metrics: GatewayMetrics  # type: ignore[type-arg]
+    data: ChatBody,
+    request: Request,
+    chat_service: ChatService,
+    metrics: GatewayMetrics,  # type: ignore[type-arg]
 ) -> Response[Any]:
     """Answer from the pages linked in the prompt and the collection's documents."""
     tenant = tenant_of(request)

@@ -167,8 +167,12 @@ class _Completion:
     def whole(self, answer: ChatAnswer) -> dict[str, Any]:
         message = {"role": "assistant", "content": answer.answer}
         choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
-        return {**self._head("chat.completion"), "choices": [choice], "usage": self.usage(),
-                "sources": msgspec.to_builtins(answer.sources)}
+        return {
+            **self._head("chat.completion"),
+            "choices": [choice],
+            "usage": self.usage(),
+            "sources": msgspec.to_builtins(answer.sources),
+        }
 
     def chunk(self, delta: dict[str, str], finish_reason: str | None = None, **extra: Any) -> str:
         choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}

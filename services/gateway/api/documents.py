@@ -182,7 +182,9 @@ def document_routes(settings: GatewaySettings) -> list[HTTPRouteHandler]:
 
     @get("/documents/{document_id:str}", summary="A document's state")
     async def get_document(
-        document_id: str, request: Request, documents: DocumentService  # type: ignore[type-arg]
+        document_id: str,
+        request: Request,
+        documents: DocumentService,  # type: ignore[type-arg]
     ) -> DocumentView:
         """queued, ingesting, ready, or failed with the reason."""
         tenant = tenant_of(request)
@@ -192,7 +194,9 @@ def document_routes(settings: GatewaySettings) -> list[HTTPRouteHandler]:
 
     @delete("/documents/{document_id:str}", summary="Delete a document", status_code=200)
     async def delete_document(
-        document_id: str, request: Request, documents: DocumentService  # type: ignore[type-arg]
+        document_id: str,
+        request: Request,
+        documents: DocumentService,  # type: ignore[type-arg]
     ) -> DocumentDeletion:
         """Remove the document's chunks, stored file and state."""
         status = await _owned(documents, document_id, tenant_of(request))
