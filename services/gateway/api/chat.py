@@ -82,9 +82,9 @@ async def _prepend(first: TokenChunk | ChatAnswer, events: ChatEvents) -> ChatEv
 )
 async def chat(
     data: ChatBody,
-    request: Request,
+    request: Request[Any, Any, Any],
     chat_service: ChatService,
-    metrics: GatewayMetrics,  # type: ignore[type-arg]
+    metrics: GatewayMetrics,
 ) -> Response[Any]:
     """Answer from the pages linked in the prompt and the collection's documents."""
     tenant = tenant_of(request)

@@ -70,12 +70,12 @@ def _openai_error(
     return Response(body, status_code=status, headers=headers)
 
 
-def _service_error(_: Request, exc: ServiceError) -> Response[Any]:  # type: ignore[type-arg]
+def _service_error(_: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
     headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
     return _openai_error(getattr(exc, "status_code", 500), exc.detail, exc.code, headers=headers)
 
 
-def _http_error(_: Request, exc: HTTPException) -> Response[Any]:  # type: ignore[type-arg]
+def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     headers = dict(exc.headers) if exc.headers else None
     return _openai_error(exc.status_code, exc.detail, "invalid_request", headers=headers)
 
@@ -119,7 +119,7 @@ def _model(name: str) -> dict[str, Any]:
 )
 async def chat_completions(
     data: CompletionBody,
-    request: Request,  # type: ignore[type-arg]
+    request: Request[Any, Any, Any],
     chat_service: ChatService,
     metrics: GatewayMetrics,
     settings: GatewaySettings,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, delete, get, post
@@ -139,7 +139,7 @@ def document_routes(settings: GatewaySettings) -> list[HTTPRouteHandler]:
     )
     async def upload_document(
         data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
-        request: Request,  # type: ignore[type-arg]
+        request: Request[Any, Any, Any],
         documents: DocumentService,
     ) -> Response[DocumentView]:
         """Store the file and queue its ingestion (202); the same file again returns its state (200)."""
@@ -169,7 +169,7 @@ def document_routes(settings: GatewaySettings) -> list[HTTPRouteHandler]:
 
     @get("/documents", summary="List documents")
     async def list_documents(
-        request: Request,  # type: ignore[type-arg]
+        request: Request[Any, Any, Any],
         documents: DocumentService,
         collection: Annotated[str | None, msgspec.Meta(pattern=COLLECTION_PATTERN)] = None,
     ) -> DocumentList:
@@ -183,8 +183,8 @@ def document_routes(settings: GatewaySettings) -> list[HTTPRouteHandler]:
     @get("/documents/{document_id:str}", summary="A document's state")
     async def get_document(
         document_id: str,
-        request: Request,
-        documents: DocumentService,  # type: ignore[type-arg]
+        request: Request[Any, Any, Any],
+        documents: DocumentService,
     ) -> DocumentView:
         """queued, ingesting, ready, or failed with the reason."""
         tenant = tenant_of(request)
@@ -195,8 +195,8 @@ def document_routes(settings: GatewaySettings) -> list[HTTPRouteHandler]:
     @delete("/documents/{document_id:str}", summary="Delete a document", status_code=200)
     async def delete_document(
         document_id: str,
-        request: Request,
-        documents: DocumentService,  # type: ignore[type-arg]
+        request: Request[Any, Any, Any],
+        documents: DocumentService,
     ) -> DocumentDeletion:
         """Remove the document's chunks, stored file and state."""
         status = await _owned(documents, document_id, tenant_of(request))
@@ -204,7 +204,9 @@ def document_routes(settings: GatewaySettings) -> list[HTTPRouteHandler]:
         return DocumentDeletion(document_id=deleted.document_id, chunks_removed=deleted.chunks_removed)
 
     @post("/search", summary="Search documents", status_code=200)
-    async def search(data: SearchBody, request: Request, documents: DocumentService) -> SearchResults:  # type: ignore[type-arg]
+    async def search(
+        data: SearchBody, request: Request[Any, Any, Any], documents: DocumentService
+    ) -> SearchResults:
         """Ranked passages of the collection's documents, with document id, file name, score and text."""
         if len(data.query) > settings.max_query_chars:
             raise BadInput(f"query has {len(data.query)} characters, the limit is {settings.max_query_chars}")
