@@ -7,6 +7,15 @@ side runs NATS, Triton and the four services (`deploy.cluster`); the
 baseline is `bench.baseline` (FastAPI, everything in one process). They run
 one after the other, never at the same time, on the same 2 cores.
 
+The CPU stand-in generator streams its answer at a model's pace (10 ms a
+chunk, `chunk_delay_ms`), on both sides: in ours Triton overlaps the streams
+of concurrent chats (as continuous batching does on a GPU); in the baseline
+the seed's synchronous `generate_text` call blocks its event loop for that
+time. The baseline runs twice: paced (`baseline`, the comparison the targets
+use) and unpaced (`baseline_unpaced`: its model costs CPU only, no decoding
+time; our side still streams at the pace), so the CPU work alone is compared
+too.
+
 Figures: `chat_*_c16` (16 chats in flight for a bounded time, after a
 warm-up) and `slow_pages_wall_s` (100 chats at once, each citing a
 different page the server answers after 1 s). `profile` says where our
@@ -169,14 +178,24 @@ async def _run() -> dict[str, Any]:
                         system.nats.url, fast, corpus.titles[0]
                     )
                 triton.stop()
-                async with _baseline(data_dir / "baseline-index", data_dir / "baseline.log") as (url, pid):
-                    send = _sender(session, f"{url}/chat")
-                    base = await _measure("baseline", send, fast, slow, corpus, {"baseline": pid})
+                bases: dict[bool, dict[str, Any]] = {}
+                for pace in (True, False):
+                    index_dir, log_path = data_dir / "baseline-index", data_dir / "baseline.log"
+                    async with _baseline(index_dir, log_path, pace=pace) as (url, pid):
+                        side = "baseline" if pace else "baseline-unpaced"
+                        send = _sender(session, f"{url}/chat")
+                        bases[pace] = await _measure(side, send, fast, slow, corpus, {"baseline": pid})
         finally:
             triton.stop()
             nats.stop()
     return _results(
-        ours, base, ingest=ingest, ingest_s=round(ingest_s, 1), documents=len(pages), chunks=len(index.chunks)
+        ours,
+        bases[True],
+        bases[False],
+        ingest=ingest,
+        ingest_s=round(ingest_s, 1),
+        documents=len(pages),
+        chunks=len(index.chunks),
     )
 
 
@@ -241,9 +260,11 @@ async def _measure(
         flush=True,
     )
     slow_chat = chat(slow, "slow", SLOW_RUN_TIMEOUT_S)
+    cpu_before = {name: process_tree_cpu_s(pid) for name, pid in pids.items() if pid}
     slow_run = await run_load(
         slow_chat, concurrency=SLOW_CHATS, max_requests=SLOW_CHATS, max_duration_s=MAX_DURATION_S
     )
+    slow_cpu = {name: process_tree_cpu_s(pid) - cpu_before[name] for name, pid in pids.items() if pid}
     ok = max(1, load.ok)
     print(f"[{side}] c{CONCURRENCY}: {load.summary()}; slow pages: {slow_run.summary()}", flush=True)
     return {
@@ -263,6 +284,9 @@ async def _measure(
         "profile": {
             "cpu_ms_per_chat_c16": {name: round(seconds * 1000 / ok, 1) for name, seconds in cpu.items()},
             "cpu_utilisation_c16": round(sum(cpu.values()) / load.wall_s, 2) if load.wall_s else 0.0,
+            "cpu_ms_per_chat_slow": {
+                name: round(seconds * 1000 / SLOW_CHATS, 1) for name, seconds in slow_cpu.items()
+            },
             **({"embed_batching_c16": batching} if batching else {}),
         },
         "sample_errors": (load.errors + slow_run.errors)[:3],
@@ -357,10 +381,10 @@ async def _profile_context(nats_url: str, fast: PageServer, title: str) -> dict[
 
 
 @asynccontextmanager
-async def _baseline(index_dir: Path, log_path: Path) -> AsyncIterator[tuple[str, int]]:
+async def _baseline(index_dir: Path, log_path: Path, *, pace: bool) -> AsyncIterator[tuple[str, int]]:
     """The baseline FastAPI process on a free port, ready; stopped at the end."""
     port = free_port()
-    process = _spawn_baseline(port, index_dir, log_path)
+    process = _spawn_baseline(port, index_dir, log_path, pace=pace)
     try:
         await asyncio.to_thread(wait_for_port, port, BASELINE_START_TIMEOUT_S, process)
         yield f"http://127.0.0.1:{port}", process.pid
@@ -373,10 +397,11 @@ async def _baseline(index_dir: Path, log_path: Path) -> AsyncIterator[tuple[str,
             process.wait()
 
 
-def _spawn_baseline(port: int, index_dir: Path, log_path: Path) -> subprocess.Popen[bytes]:
+def _spawn_baseline(port: int, index_dir: Path, log_path: Path, *, pace: bool) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "bench.baseline", "--port", str(port), "--index", str(index_dir)]
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "bench.baseline", "--port", str(port), "--index", str(index_dir)],
+            command if pace else [*command, "--no-pace"],
             cwd=ROOT,
             env={**os.environ, "HF_HUB_OFFLINE": "1", "TORCHINDUCTOR_CACHE_DIR": str(index_dir / "ti")},
             stdout=log,
@@ -385,10 +410,13 @@ def _spawn_baseline(port: int, index_dir: Path, log_path: Path) -> subprocess.Po
         )
 
 
-def _results(ours: dict[str, Any], base: dict[str, Any], **facts: Any) -> dict[str, Any]:
+def _results(
+    ours: dict[str, Any], base: dict[str, Any], unpaced: dict[str, Any], **facts: Any
+) -> dict[str, Any]:
     rps_ratio = ours["chat_rps_c16"] / base["chat_rps_c16"] if base["chat_rps_c16"] else 0.0
     results = dict(ours)
     results["baseline"] = base
+    results["baseline_unpaced"] = unpaced
     results.update(facts)
     results["system_env"] = SYSTEM_ENV
     results["chat_rps_ratio_c16"] = round(rps_ratio, 2)
@@ -407,7 +435,7 @@ def _results(ours: dict[str, Any], base: dict[str, Any], **facts: Any) -> dict[s
 
 
 def _print_table(results: dict[str, Any]) -> None:
-    base = results["baseline"]
+    base, unpaced = results["baseline"], results["baseline_unpaced"]
     rows = [
         ("chat_rps_c16", "chats/s at 16 in flight"),
         ("chat_p50_ms_c16", "p50 ms"),
@@ -416,9 +444,9 @@ def _print_table(results: dict[str, Any]) -> None:
         ("slow_pages_wall_s", f"{SLOW_CHATS} slow-page chats, wall s"),
         ("slow_pages_cited_share", "slow chats citing their page"),
     ]
-    print(f"\n{'':38} {'ours':>10} {'baseline':>10}")
+    print(f"\n{'':38} {'ours':>10} {'baseline':>10} {'baseline, model unpaced':>24}")
     for key, label in rows:
-        print(f"{label:38} {results[key]:>10} {base[key]:>10}")
+        print(f"{label:38} {results[key]:>10} {base[key]:>10} {unpaced[key]:>24}")
     print(f"\ningest: {results['ingest']}; targets: {results['targets']}")
     print(f"CPU ms per chat (ours): {results['profile']['cpu_ms_per_chat_c16']}")
     print(f"CPU ms per chat (baseline): {base['profile']['cpu_ms_per_chat_c16']}")

@@ -17,8 +17,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--index", type=Path, required=True, help="folder written by DocumentIndex.save")
+    parser.add_argument(
+        "--no-pace", action="store_true", help="answer without the generate model's decoding time"
+    )
     args = parser.parse_args()
-    app = create_app(BaselineSettings(index_dir=args.index))
+    app = create_app(BaselineSettings(index_dir=args.index, pace=not args.no_pace))
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 

@@ -31,6 +31,7 @@ class BaselineSettings:
     index_dir: Path
     retrieve_k: int = 4  # passages put in the prompt
     max_source_chars: int = 4_000  # text of one page or passage put in the prompt
+    pace: bool = True  # the generator takes its streaming model's decoding time (see generator.py)
 
 
 class ChatBody(BaseModel):
@@ -60,7 +61,7 @@ def create_app(settings: BaselineSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        state["generator"] = ExtractiveGenerator(open_embed_encoder())
+        state["generator"] = ExtractiveGenerator(open_embed_encoder(), pace=settings.pace)
         state["index"] = DocumentIndex.load(settings.index_dir)
         yield
         state.clear()

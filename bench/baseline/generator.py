@@ -7,12 +7,20 @@ shortlisted sentences, kept in an LRU cache of the same size). The encoder is
 imported the same way from the `embed` model's folder (`minilm_encoder.py`:
 all-MiniLM-L6-v2 on ONNX Runtime, the same exported graph), so only where it
 runs differs: here in this process, there the `embed` model via BLS.
+
+Pace: the `generate` model streams its answer one chunk every `chunk_delay_ms`
+(10 ms, config.pbtxt), the decoding time an LLM on a GPU would take. The same
+model run in-process takes the same time; the seed calls `generate_text`
+synchronously inside an `async def` handler, so here that time blocks the
+event loop (the pitfall the seed's own Example 5-5 describes). `pace=False`
+drops it, for the comparison of CPU work alone.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
@@ -36,6 +44,7 @@ EMBED_MODEL_DIR = _MODELS / "embed" / "1"
 EMBED_BATCH = 8  # the embed model's encode_batch_size (rows per forward pass)
 EMBED_THREADS = 0  # intra-op threads of the in-process encoder: 0 = every core (the runtime's default)
 EMBEDDING_CACHE_ENTRIES = 20_000  # config.pbtxt `embedding_cache_entries` of the generate model
+CHUNK_DELAY_S = 0.010  # config.pbtxt `chunk_delay_ms` of the generate model: its pause between chunks
 
 
 def load_model_module(name: str, directory: Path = GENERATE_MODEL_DIR) -> ModuleType:
@@ -78,10 +87,11 @@ def open_embed_encoder(runtime: str = "onnxruntime") -> Encoder:
 class ExtractiveGenerator:
     """`generate(prompt) -> answer`: synchronous and CPU-bound, like an in-process LLM call."""
 
-    def __init__(self, encoder: Encoder) -> None:
+    def __init__(self, encoder: Encoder, *, pace: bool = True) -> None:
         self._prompt_format = load_model_module("prompt_format")
         self._selection = load_model_module("answer_selection")
         self._encoder = encoder
+        self._chunk_delay_s = CHUNK_DELAY_S if pace else 0.0
         self._limits = self._selection.SelectionLimits()  # the defaults equal config.pbtxt's values
         self._cache = load_model_module("embedding_cache").EmbeddingCache(EMBEDDING_CACHE_ENTRIES)
 
@@ -95,7 +105,10 @@ class ExtractiveGenerator:
         selection = self._selection
         plan = selection.plan_answer(self._prompt_format.parse_prompt(prompt), self._limits)
         vectors = self._cache.embed(plan.texts, self.embed)
-        return "".join(selection.finish_answer(plan, vectors, self._limits))
+        chunks: list[str] = selection.finish_answer(plan, vectors, self._limits)
+        if self._chunk_delay_s and len(chunks) > 1:  # the model's pace: a pause between chunks
+            time.sleep(self._chunk_delay_s * (len(chunks) - 1))  # blocking, as a synchronous model call is
+        return "".join(chunks)
 
     def embed(self, texts: list[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
         """Unit vectors of `texts`, computed in this process."""
