@@ -51,7 +51,7 @@ class SelectionLimits:
     max_gap: float = 0.12  # keep only sentences this close to the best score
     max_sentences: int = 3  # at most this many sentences in an answer
     max_candidates: int = 512  # sentences of a prompt considered at all (in source order)
-    candidate_sentences: int = 24  # of those, the best by BM25 are embedded (0: embed all)
+    candidate_sentences: int = 12  # of those, the best by BM25 are embedded (0: embed all)
 
 
 @dataclass(frozen=True)

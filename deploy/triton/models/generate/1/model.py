@@ -60,7 +60,7 @@ class TritonPythonModel:
             max_gap=float(_parameter(config, "max_gap", "0.12")),
             max_sentences=int(_parameter(config, "max_answer_sentences", "3")),
             max_candidates=int(_parameter(config, "max_candidates", "512")),
-            candidate_sentences=int(_parameter(config, "candidate_sentences", "24")),
+            candidate_sentences=int(_parameter(config, "candidate_sentences", "12")),
         )
         self._cache = EmbeddingCache(int(_parameter(config, "embedding_cache_entries", "20000")))
         self._default_max_tokens = int(_parameter(config, "default_max_tokens", "256"))
