@@ -38,7 +38,7 @@ class RagSettings(msgspec.Struct, frozen=True, kw_only=True):
     ingest_ack_wait_s: float = 60.0  # JetStream redelivers a message not acked (or touched) within this
     ingest_retry_backoff_s: float = 2.0  # first redelivery delay after a transient error, doubled per try
     ingest_retry_backoff_max_s: float = 60.0  # longest redelivery delay
-    ingest_concurrency: int = 1  # documents one replica ingests at the same time
+    ingest_concurrency: int = 2  # documents one replica ingests at once (2 keeps both embed instances busy)
     parse_timeout_s: float = 120.0  # longest parse + chunk of one document in the process pool
     object_timeout_s: float = 30.0  # longest read or delete of an upload in the object store
     embed_batch_size: int = 32  # texts per inference.embed request
