@@ -84,6 +84,7 @@ JOBS_DEAD_STREAM = "JOBS_DEAD"
 JOB_DEAD_LETTER = "jobs.dead"  # JobItemDead: failed max_deliver times, or unreadable
 JOB_STATE_BUCKET = "job-state"  # key-value bucket: JobStatus by job id
 JOB_RESULTS_OBJECTS = "job-results"  # object store bucket: item results by result_object_name
+JOB_RECONCILE_LEASE_BUCKET = "job-reconcile-lease"  # key-value: which replica reconciles this period
 _JOB_ITEMS_PREFIX = "jobs.item."
 _JOB_EVENTS_PREFIX = "jobs.events."
 
@@ -104,6 +105,7 @@ __all__ += [
     "JOBS_STREAM",
     "JOB_DEAD_LETTER",
     "JOB_ITEMS_ALL",
+    "JOB_RECONCILE_LEASE_BUCKET",
     "JOB_RESULTS_OBJECTS",
     "JOB_STATE_BUCKET",
     "job_events_subject",

@@ -14,6 +14,8 @@ its reason and dead-lettered.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from typing import TYPE_CHECKING
 
 from nats.errors import Error as NatsError
@@ -26,7 +28,7 @@ from proto.subjects import JOB_DEAD_LETTER, JOB_ITEMS_ALL, JOBS_CONSUMER, JOBS_S
 from runtime.logging import bind_request, get_logger
 from services.inference.errors import InferenceError, InvalidInferenceRequest
 from services.inference.jobs.items import generate_item
-from services.inference.jobs.reconcile import reconcile_jobs
+from services.inference.jobs.reconcile import ReconcileLease, reconcile_jobs
 from services.inference.jobs.settings import JobWorkerSettings
 from services.inference.jobs.store import JobStore, StateConflict
 from services.inference.jobs.transitions import mark_running, record_done, record_failed
@@ -54,6 +56,7 @@ class JobWorker:
         self._client: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._store: JobStore | None = None
+        self._lease: ReconcileLease | None = None
 
     @property
     def running(self) -> bool:
@@ -88,6 +91,8 @@ class JobWorker:
         _log.info("job worker started", max_in_flight=s.max_in_flight, reconciled=changed)
         self._loops = [asyncio.create_task(self._pull(subscription), name="jobs-pull")]
         if s.reconcile_every_s > 0:
+            holder = f"{socket.gethostname()}:{os.getpid()}"
+            self._lease = await ReconcileLease.open(self._js, period_s=s.reconcile_every_s, holder=holder)
             self._loops.append(asyncio.create_task(self._reconcile_periodically(), name="jobs-reconcile"))
 
     async def stop(self) -> None:
@@ -147,7 +152,8 @@ class JobWorker:
         while True:
             await asyncio.sleep(self._settings.reconcile_every_s)  # the reconciliation period
             try:
-                await self.reconcile()
+                if self._lease is None or await self._lease.acquire():
+                    await self.reconcile()
             except (NatsError, StateConflict) as exc:
                 _log.warning("job reconciliation failed", error=repr(exc))
 
