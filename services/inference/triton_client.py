@@ -4,20 +4,18 @@ One ``tritonclient.grpc.aio`` channel per process.  Every call has a
 deadline, waits for one of ``max_in_flight`` slots (the wait is the queue
 metric), and is retried with backoff while Triton is unreachable, within its
 deadline, when repeating it is safe (embed, image; generate before its first
-chunk).  gRPC failures become the errors of ``errors.py``.
+chunk) (``deadlines.py``).  What each model is sent and gives back is in
+``model_io.py``; gRPC failures become the errors of ``errors.py``
+(``triton_errors.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
 from typing import Any, TypeVar
 
 import grpc
-import msgspec
-import numpy as np
 import tritonclient.grpc.aio as triton_aio
 from tritonclient.grpc import (
     MAX_GRPC_MESSAGE_SIZE,
@@ -27,44 +25,27 @@ from tritonclient.grpc import (
 )
 from tritonclient.utils import InferenceServerException
 
-from services.inference.errors import (
-    InferenceError,
-    InferenceTimeout,
-    InvalidInferenceRequest,
-    ModelFailed,
-    TritonUnavailable,
-    UnknownModel,
+from services.inference.deadlines import InFlightSlots, retry_while_unavailable, seconds_left, time_left
+from services.inference.errors import InferenceError, TritonUnavailable
+from services.inference.model_io import (
+    GenerationChunk,
+    check_embed,
+    check_generate,
+    check_image,
+    embed_inputs,
+    embed_priority,
+    embedding_rows,
+    generate_inputs,
+    generation_chunk,
+    image_inputs,
+    image_png,
 )
 from services.inference.settings import InferenceSettings
+from services.inference.triton_errors import triton_error
 
-__all__ = ["GenerationChunk", "TritonModels"]
-
-# Triton priority levels of the embed model's dynamic batcher (1 is served first;
-# 0 means the model's default level, which is interactive).
-_INTERACTIVE_PRIORITY = 1
-_BATCH_PRIORITY = 2
+__all__ = ["TritonModels"]
 
 _T = TypeVar("_T")
-_INVALID_MARKERS = ("invalid request:", "unexpected inference input", "expected", "unable to find")
-
-
-class GenerationChunk(msgspec.Struct, frozen=True):
-    """One streamed piece of generated text; ``final`` marks the last one."""
-
-    text: str
-    final: bool
-
-
-def _text_input(name: str, text: str) -> InferInput:
-    tensor = InferInput(name, [1], "BYTES")
-    tensor.set_data_from_numpy(np.array([text.encode("utf-8")], dtype=np.object_))
-    return tensor
-
-
-def _scalar_input(name: str, value: bool | int, datatype: str, dtype: type[Any]) -> InferInput:
-    tensor = InferInput(name, [1], datatype)
-    tensor.set_data_from_numpy(np.array([value], dtype=dtype))
-    return tensor
 
 
 class TritonModels:
@@ -88,15 +69,23 @@ class TritonModels:
                 ("grpc.max_reconnect_backoff_ms", settings.reconnect_backoff_max_ms),
             ],
         )
-        self._slots = asyncio.Semaphore(settings.max_in_flight)
+        self._slots = InFlightSlots(settings.max_in_flight)
         self._roles = {
             "generate": settings.generate_model,
             "embed": settings.embed_model,
             "image": settings.image_model,
         }
         self._display_names: dict[str, str] = {}
-        self.in_flight = 0
-        self.queued = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Requests at Triton now."""
+        return self._slots.in_flight
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting for a free slot."""
+        return self._slots.queued
 
     @property
     def model_names(self) -> dict[str, str]:
@@ -142,22 +131,16 @@ class TritonModels:
         Cancelling the consuming task, or closing this iterator (use
         ``contextlib.aclosing``), cancels the request at Triton.
         """
-        self._check_generate(prompt, max_tokens)
+        check_generate(self._settings, prompt, max_tokens)
         name = self._settings.generate_model
         deadline = asyncio.get_running_loop().time() + timeout_s
-        parameters = json.dumps({"max_tokens": max_tokens})
-        inputs = [
-            _text_input("text_input", prompt),
-            _scalar_input("stream", True, "BOOL", np.bool_),
-            _text_input("sampling_parameters", parameters),
-            _scalar_input("exclude_input_in_output", True, "BOOL", np.bool_),
-        ]
-        async with self._slot(deadline):
+        inputs = generate_inputs(prompt, max_tokens)
+        async with self._slots.hold(deadline):
             backoff = self._settings.retry_backoff_s
             while True:
                 started = False
                 try:
-                    async for chunk in self._stream(name, inputs, self._remaining(deadline)):
+                    async for chunk in self._stream(name, inputs, time_left(deadline)):
                         if not started:
                             started = True
                             await self._learn_display_name("generate")
@@ -166,7 +149,11 @@ class TritonModels:
                             return
                     return
                 except InferenceError as error:
-                    if started or not isinstance(error, TritonUnavailable) or _left(deadline) <= backoff:
+                    if (
+                        started
+                        or not isinstance(error, TritonUnavailable)
+                        or seconds_left(deadline) <= backoff
+                    ):
                         raise
                 await asyncio.sleep(backoff)  # the retry backoff while Triton is away
                 backoff = min(backoff * 2, self._settings.retry_backoff_max_s)
@@ -183,14 +170,9 @@ class TritonModels:
             async for result, error in stream:
                 if error is not None:
                     raise await self._error(name, None, str(error.message() or error))
-                response = result.get_response()
-                final = response.parameters["triton_final_response"].bool_param
-                values = result.as_numpy("text_output")
-                text = "".join(
-                    v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values.reshape(-1)
-                )
-                yield GenerationChunk(text=text, final=final)
-                if final:
+                chunk = generation_chunk(result)
+                yield chunk
+                if chunk.final:
                     return
         except grpc.aio.AioRpcError as error:
             raise await self._error(name, str(error.code()), error.details() or "") from None
@@ -198,18 +180,6 @@ class TritonModels:
             raise await self._error(name, error.status(), error.message() or "") from None
         finally:
             stream.cancel()  # a no-op once finished; otherwise Triton sees is_cancelled()
-
-    def _check_generate(self, prompt: str, max_tokens: int) -> None:
-        if not prompt.strip():
-            raise InvalidInferenceRequest("the prompt is empty")
-        if len(prompt) > self._settings.max_prompt_chars:
-            raise InvalidInferenceRequest(
-                f"the prompt is longer than {self._settings.max_prompt_chars} characters"
-            )
-        if not 1 <= max_tokens <= self._settings.max_tokens_limit:
-            raise InvalidInferenceRequest(
-                f"max_tokens must be between 1 and {self._settings.max_tokens_limit}"
-            )
 
     # -- embeddings and images ----------------------------------------------
 
@@ -221,44 +191,24 @@ class TritonModels:
         `batch` work (document ingestion) goes to Triton's lower priority level, so
         the dynamic batcher serves interactive requests (chat queries) first.
         """
-        s = self._settings
-        if not texts or len(texts) > s.max_embed_texts:
-            raise InvalidInferenceRequest(f"embed takes 1 to {s.max_embed_texts} texts, got {len(texts)}")
-        if any(len(text) > s.max_embed_text_chars for text in texts):
-            raise InvalidInferenceRequest(f"a text is longer than {s.max_embed_text_chars} characters")
+        check_embed(self._settings, texts)
         deadline = asyncio.get_running_loop().time() + timeout_s
-        groups = [list(texts[i : i + s.embed_group_size]) for i in range(0, len(texts), s.embed_group_size)]
-        priority = _BATCH_PRIORITY if batch else _INTERACTIVE_PRIORITY
+        size = self._settings.embed_group_size
+        groups = [list(texts[i : i + size]) for i in range(0, len(texts), size)]
+        priority = embed_priority(batch=batch)
         vectors = await _all_or_nothing([self._embed_group(group, deadline, priority) for group in groups])
         return [row for group in vectors for row in group]
 
     async def _embed_group(self, texts: list[str], deadline: float, priority: int) -> list[list[float]]:
-        batch = InferInput("TEXT", [len(texts), 1], "BYTES")
-        batch.set_data_from_numpy(np.array([[t.encode("utf-8")] for t in texts], dtype=np.object_))
-        result = await self._infer("embed", [batch], "EMBEDDING", deadline, priority=priority)
-        matrix: list[list[float]] = np.asarray(result.as_numpy("EMBEDDING"), dtype=np.float32).tolist()
-        return matrix
+        result = await self._infer("embed", embed_inputs(texts), "EMBEDDING", deadline, priority=priority)
+        return embedding_rows(result)
 
     async def image(self, prompt: str, *, width: int, height: int, timeout_s: float) -> bytes:
         """Return PNG bytes for the prompt."""
-        s = self._settings
-        if not prompt.strip() or len(prompt) > s.max_image_prompt_chars:
-            raise InvalidInferenceRequest(
-                f"the image prompt must hold 1 to {s.max_image_prompt_chars} characters"
-            )
-        for side in (width, height):
-            if not s.min_image_side <= side <= s.max_image_side:
-                raise InvalidInferenceRequest(
-                    f"width and height must be {s.min_image_side} to {s.max_image_side}"
-                )
+        check_image(self._settings, prompt, width, height)
         deadline = asyncio.get_running_loop().time() + timeout_s
-        inputs = [
-            _text_input("PROMPT", prompt),
-            _scalar_input("WIDTH", width, "INT32", np.int32),
-            _scalar_input("HEIGHT", height, "INT32", np.int32),
-        ]
-        result = await self._infer("image", inputs, "IMAGE", deadline)
-        return bytes(result.as_numpy("IMAGE").reshape(-1)[0])
+        result = await self._infer("image", image_inputs(prompt, width, height), "IMAGE", deadline)
+        return image_png(result)
 
     async def _infer(
         self, role: str, inputs: list[InferInput], output: str, deadline: float, *, priority: int = 0
@@ -272,83 +222,32 @@ class TritonModels:
                     name,
                     inputs,
                     outputs=[InferRequestedOutput(output)],
-                    client_timeout=self._remaining(deadline),
+                    client_timeout=time_left(deadline),
                     priority=priority,
                 )
             except InferenceServerException as error:
                 raise await self._error(name, error.status(), error.message() or "") from None
 
-        async with self._slot(deadline):
-            result = await self._retrying(call, deadline)
+        s = self._settings
+        async with self._slots.hold(deadline):
+            result = await retry_while_unavailable(
+                call, deadline, backoff_s=s.retry_backoff_s, backoff_max_s=s.retry_backoff_max_s
+            )
         await self._learn_display_name(role)
         return result
 
-    async def _retrying(self, call: Callable[[], Awaitable[_T]], deadline: float) -> _T:
-        backoff = self._settings.retry_backoff_s
-        while True:
-            try:
-                return await call()
-            except TritonUnavailable:
-                if _left(deadline) <= backoff:
-                    raise
-            await asyncio.sleep(backoff)  # the retry backoff while Triton is away
-            backoff = min(backoff * 2, self._settings.retry_backoff_max_s)
-
-    # -- limits, deadlines and errors ---------------------------------------
-
-    @asynccontextmanager
-    async def _slot(self, deadline: float) -> AsyncIterator[None]:
-        """Hold one of ``max_in_flight`` slots; waiting for it counts as queued."""
-        self.queued += 1
-        try:
-            async with asyncio.timeout_at(deadline):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise InferenceTimeout("timed out waiting for a free inference slot") from None
-        finally:
-            self.queued -= 1
-        self.in_flight += 1
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-            self._slots.release()
-
-    @staticmethod
-    def _remaining(deadline: float) -> float:
-        remaining = _left(deadline)
-        if remaining <= 0:
-            raise InferenceTimeout("the inference deadline passed")
-        return remaining
+    # -- errors -------------------------------------------------------------
 
     async def _error(self, name: str, status: str | None, message: str) -> InferenceError:
-        """Map a gRPC status (None for in-stream errors) and message to one of our errors."""
-        lowered = message.lower()
-        if status == "StatusCode.NOT_FOUND" or "unknown model" in lowered:
-            # A server shutting down reports its models as unknown: ask whether it is up.
-            if await self._server_ready():
-                return UnknownModel(f"Triton does not serve a model named {name!r}")
-            return TritonUnavailable(
-                f"Triton at {self._settings.triton_grpc_url} is shutting down or restarting"
-            )
-        if status == "StatusCode.DEADLINE_EXCEEDED":
-            return InferenceTimeout(f"{name}: Triton did not answer within the deadline")
-        if status in ("StatusCode.UNAVAILABLE", "StatusCode.CANCELLED"):
-            return TritonUnavailable(f"Triton is unreachable at {self._settings.triton_grpc_url}: {message}")
-        if status == "StatusCode.INVALID_ARGUMENT" or lowered.startswith(_INVALID_MARKERS):
-            return InvalidInferenceRequest(f"{name}: {message}")
-        return ModelFailed(f"{name} failed: {message}")
+        return await triton_error(
+            name, status, message, triton_url=self._settings.triton_grpc_url, server_ready=self._server_ready
+        )
 
     async def _server_ready(self) -> bool:
         try:
             return bool(await self._client.is_server_ready(client_timeout=self._settings.ready_timeout_s))
         except (InferenceServerException, grpc.RpcError, OSError):
             return False
-
-
-def _left(deadline: float) -> float:
-    """Seconds until ``deadline`` on the loop's clock (negative once passed)."""
-    return deadline - asyncio.get_running_loop().time()
 
 
 async def _all_or_nothing(calls: list[Awaitable[_T]]) -> list[_T]:

@@ -17,8 +17,9 @@ from services.inference.errors import (
     TritonUnavailable,
     UnknownModel,
 )
+from services.inference.model_io import GenerationChunk
 from services.inference.settings import InferenceSettings
-from services.inference.triton_client import GenerationChunk, TritonModels
+from services.inference.triton_client import TritonModels
 
 
 @pytest.fixture
