@@ -3,27 +3,22 @@
 A submission writes the job's `JobStatus` to the key-value bucket first, then
 publishes one durable `JobItem` per prompt (with `Nats-Msg-Id`, so a retried
 publish is dropped by the stream), then marks the job `queued_all`. Every
-status write is a compare-and-set, like the workers' (see `proto/jobs.py`).
+status write is a compare-and-set, like the workers' (see `proto/jobs.py`):
+`job_state.py` reads and changes a job's status, `job_results.py` reads its
+results; this door checks submissions and puts the steps in order.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 import msgspec
 from faststream.nats import NatsBroker
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.errors import (
-    KeyNotFoundError,
-    KeyWrongLastSequenceError,
-    ObjectNotFoundError,
-)
 
 from proto.common import MessageDecodeError, decode, encode
 from proto.jobs import (
@@ -36,7 +31,6 @@ from proto.jobs import (
     JobStatus,
     JobSubmitted,
     item_msg_id,
-    result_object_name,
 )
 from proto.streams import JOB_RESULTS_CONFIG, JOB_STATE_CONFIG, JOBS_DEAD_STREAM_CONFIG, JOBS_STREAM_CONFIG
 from proto.subjects import (
@@ -55,20 +49,32 @@ from services.gateway.errors import (
     TooManyItems,
     UpstreamUnavailable,
 )
+from services.gateway.job_results import finished_results, read_result
+from services.gateway.job_state import (
+    change_status,
+    is_job_id,
+    mark_cancelled,
+    mark_failed,
+    mark_queued_all,
+    progress,
+    read_status,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
     from nats.js import JetStreamContext
     from nats.js.kv import KeyValue
     from nats.js.object_store import ObjectStore
 
+    from services.gateway.job_results import ItemResult
+
 __all__ = [
     "JobApiSettings",
     "JobDoor",
-    "ItemResult",
 ]
 
 _log = get_logger(__name__)
-_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 class JobApiSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -83,15 +89,6 @@ class JobApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     nats_timeout_s: float = 5.0  # deadline of one JetStream call
     cas_attempts: int = 100  # compare-and-set retries of one job-state write
     events_poll_s: float = 10.0  # WebSocket: the status is re-read when no event came for this long
-
-
-class ItemResult(msgspec.Struct, frozen=True):
-    """One item's outcome in a results listing: its bytes, or why it has none."""
-
-    item: int
-    data: bytes | None
-    content_type: str = ""
-    error: str = ""
 
 
 class _Buckets(msgspec.Struct, frozen=True):
@@ -140,10 +137,10 @@ class JobDoor:
         except (NatsError, TimeoutError) as exc:
             _log.error("job items could not be queued", job_id=job_id, error=repr(exc))
             reason = f"could not queue the items: {type(exc).__name__}"
-            await self._change(job_id, lambda s: _fail(s, reason))
+            await self._change(job_id, lambda s: mark_failed(s, reason))
             await b.js.purge_stream(JOBS_STREAM, subject=job_items_subject(job_id))
             raise UpstreamUnavailable("the job queue is unavailable; try again later") from exc
-        now_status = await self._change(job_id, _mark_queued_all)
+        now_status = await self._change(job_id, mark_queued_all)
         _log.info("job submitted", job_id=job_id, kind=kind, items=len(prompts))
         return JobSubmitted(job_id=job_id, kind=kind, total=len(prompts), state=now_status.state)
 
@@ -156,11 +153,11 @@ class JobDoor:
 
     async def cancel(self, job_id: str) -> JobStatus:
         """Cancel the job: its queued items are dropped; a finished job stays as it is."""
-        status = await self._change(job_id, _cancel)
+        status = await self._change(job_id, mark_cancelled)
         if status.state == JobState.CANCELLED:
             b = await self._ready()
             await b.js.purge_stream(JOBS_STREAM, subject=job_items_subject(job_id))
-            await self._broker.connection.publish(job_events_subject(job_id), encode(_progress(status)))
+            await self._broker.connection.publish(job_events_subject(job_id), encode(progress(status)))
             _log.info("job cancelled", job_id=job_id, done=len(status.done))
         return status
 
@@ -177,34 +174,24 @@ class JobDoor:
             raise ItemNotReady(f"item {item} is not done yet (job {status.state})")
         return result
 
-    async def results(self, status: JobStatus) -> AsyncIterator[ItemResult]:
+    def results(self, status: JobStatus) -> AsyncIterator[ItemResult]:
         """Every finished item of the job in item order: its result or its failure."""
-        reasons = {failure.item: failure.reason for failure in status.failures}
-        finished = sorted({*status.done, *reasons})
-        window = self._settings.read_concurrency
-        for start in range(0, len(finished), window):
-            batch = finished[start : start + window]
-            reads = await asyncio.gather(
-                *(self._read(status.job_id, n) if n not in reasons else _none() for n in batch)
-            )
-            for n, read in zip(batch, reads, strict=True):
-                if read is not None:
-                    yield ItemResult(item=n, data=read[0], content_type=read[1])
-                else:
-                    yield ItemResult(item=n, data=None, error=reasons.get(n, "result missing"))
+        return finished_results(
+            status, lambda n: self._read(status.job_id, n), window=self._settings.read_concurrency
+        )
 
     async def events(self, job_id: str) -> AsyncIterator[JobProgress]:
         """The job's progress: its state now, then each event, until it is finished."""
         subscription = await self._broker.connection.subscribe(job_events_subject(job_id))
         try:
             status = await self.status(job_id)
-            yield _progress(status)
+            yield progress(status)
             while status.state not in TERMINAL_STATES:
                 try:
                     message = await subscription.next_msg(timeout=self._settings.events_poll_s)
                 except NatsTimeoutError:
                     status = await self.status(job_id)  # events are at most once: look again
-                    yield _progress(status)
+                    yield progress(status)
                     continue
                 try:
                     event: JobProgress = decode(message.data, JobProgress)
@@ -246,50 +233,17 @@ class JobDoor:
 
     async def _read(self, job_id: str, item: int) -> tuple[bytes, str] | None:
         b = await self._ready()
-        name = result_object_name(job_id, item)
-        try:
-            info = await b.results.get_info(name)
-        except ObjectNotFoundError:
-            return None
-        content_type = ((info.headers or {}).get("Content-Type") or ["application/octet-stream"])[0]
-        if info.chunks == 1 and info.nuid:
-            # One chunk: one direct read instead of a consumer per object.
-            chunk = await b.js.get_last_msg(
-                f"OBJ_{JOB_RESULTS_OBJECTS}", f"$O.{JOB_RESULTS_OBJECTS}.C.{info.nuid}"
-            )
-            return bytes(chunk.data or b""), content_type
-        result = await b.results.get(name)
-        return bytes(result.data or b""), content_type
+        return await read_result(b.js, b.results, job_id, item)
 
     async def _change(self, job_id: str, change: Callable[[JobStatus], JobStatus | None]) -> JobStatus:
         b = await self._ready()
-        for _ in range(self._settings.cas_attempts):
-            found = await self._entry(job_id)
-            if found is None:
-                raise JobNotFound(f"no job {job_id!r}")
-            current, revision = found
-            new = change(current)
-            if new is None:
-                return current
-            try:
-                await b.state.update(job_id, encode(new), last=revision)
-            except KeyWrongLastSequenceError:
-                continue
-            return new
-        raise UpstreamUnavailable(f"job {job_id}: too many concurrent updates, try again")
+        return await change_status(b.state, job_id, change, attempts=self._settings.cas_attempts)
 
     async def _entry(self, job_id: str) -> tuple[JobStatus, int] | None:
-        if not _JOB_ID.match(job_id):
-            return None
+        if not is_job_id(job_id):
+            return None  # no such job, and no need to open the buckets
         b = await self._ready()
-        try:
-            entry = await b.state.get(job_id)
-        except KeyNotFoundError:
-            return None
-        if entry.value is None or entry.revision is None:
-            return None
-        status: JobStatus = decode(entry.value, JobStatus)
-        return status, entry.revision
+        return await read_status(b.state, job_id)
 
     async def _ready(self) -> _Buckets:
         async with self._opening:
@@ -301,39 +255,3 @@ class JobDoor:
                 results = await open_object_store(js, JOB_RESULTS_OBJECTS, JOB_RESULTS_CONFIG)
                 self._buckets = _Buckets(js, state, results)
             return self._buckets
-
-
-async def _none() -> None:
-    return None
-
-
-def _progress(status: JobStatus) -> JobProgress:
-    return JobProgress(
-        job_id=status.job_id,
-        state=status.state,
-        done=len(status.done),
-        failed=len(status.failures),
-        total=status.total,
-    )
-
-
-def _fail(status: JobStatus, reason: str) -> JobStatus | None:
-    if status.state in TERMINAL_STATES:
-        return None
-    return msgspec.structs.replace(status, state=JobState.FAILED, reason=reason, updated_at=time.time())
-
-
-def _mark_queued_all(status: JobStatus) -> JobStatus | None:
-    return (
-        None
-        if status.queued_all
-        else msgspec.structs.replace(status, queued_all=True, updated_at=time.time())
-    )
-
-
-def _cancel(status: JobStatus) -> JobStatus | None:
-    if status.state in TERMINAL_STATES:
-        return None
-    return msgspec.structs.replace(
-        status, state=JobState.CANCELLED, reason="cancelled by its owner", updated_at=time.time()
-    )

@@ -1,0 +1,113 @@
+"""A job's status as the gateway reads and changes it in the job-state bucket.
+
+Every write is a compare-and-set on the key's revision, retried on conflict,
+like the workers' (`services/inference/jobs/store.py`), so the gateway's
+changes (queued, cancelled, failed to queue) never overwrite an item a
+worker has just recorded. The changes themselves are pure functions: the
+new status, or None when there is nothing to change.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import TYPE_CHECKING
+
+import msgspec
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+
+from proto.common import decode, encode
+from proto.jobs import TERMINAL_STATES, JobProgress, JobState, JobStatus
+from services.gateway.errors import JobNotFound, UpstreamUnavailable
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from nats.js.kv import KeyValue
+
+__all__ = [
+    "change_status",
+    "is_job_id",
+    "mark_cancelled",
+    "mark_failed",
+    "mark_queued_all",
+    "progress",
+    "read_status",
+]
+
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def is_job_id(job_id: str) -> bool:
+    """Whether `job_id` has the shape of the ids the gateway gives (anything else is no job)."""
+    return _JOB_ID.match(job_id) is not None
+
+
+async def read_status(bucket: KeyValue, job_id: str) -> tuple[JobStatus, int] | None:
+    """The job's status and its revision, or None when there is no such job."""
+    if not is_job_id(job_id):
+        return None
+    try:
+        entry = await bucket.get(job_id)
+    except KeyNotFoundError:
+        return None
+    if entry.value is None or entry.revision is None:
+        return None
+    status: JobStatus = decode(entry.value, JobStatus)
+    return status, entry.revision
+
+
+async def change_status(
+    bucket: KeyValue, job_id: str, change: Callable[[JobStatus], JobStatus | None], *, attempts: int
+) -> JobStatus:
+    """Apply `change` by compare-and-set, retried up to `attempts` times; the status now."""
+    for _ in range(attempts):
+        found = await read_status(bucket, job_id)
+        if found is None:
+            raise JobNotFound(f"no job {job_id!r}")
+        current, revision = found
+        new = change(current)
+        if new is None:
+            return current
+        try:
+            await bucket.update(job_id, encode(new), last=revision)
+        except KeyWrongLastSequenceError:
+            continue
+        return new
+    raise UpstreamUnavailable(f"job {job_id}: too many concurrent updates, try again")
+
+
+def progress(status: JobStatus) -> JobProgress:
+    """The job's progress event for its status."""
+    return JobProgress(
+        job_id=status.job_id,
+        state=status.state,
+        done=len(status.done),
+        failed=len(status.failures),
+        total=status.total,
+    )
+
+
+def mark_failed(status: JobStatus, reason: str) -> JobStatus | None:
+    """The job failed for `reason` (a finished job stays as it is)."""
+    if status.state in TERMINAL_STATES:
+        return None
+    return msgspec.structs.replace(status, state=JobState.FAILED, reason=reason, updated_at=time.time())
+
+
+def mark_queued_all(status: JobStatus) -> JobStatus | None:
+    """Every item of the job is in the queue."""
+    return (
+        None
+        if status.queued_all
+        else msgspec.structs.replace(status, queued_all=True, updated_at=time.time())
+    )
+
+
+def mark_cancelled(status: JobStatus) -> JobStatus | None:
+    """The owner cancelled the job (a finished job stays as it is)."""
+    if status.state in TERMINAL_STATES:
+        return None
+    return msgspec.structs.replace(
+        status, state=JobState.CANCELLED, reason="cancelled by its owner", updated_at=time.time()
+    )
