@@ -1,15 +1,14 @@
 """Fetch web pages for the scraper: bounded, deadline-bound, SSRF-guarded, decoded to text.
 
 One :class:`PageFetcher` per process owns one aiohttp session. Redirects are followed by
-hand so that every hop goes through the SSRF guard and robots.txt again.
+hand so that every hop goes through the SSRF guard and robots.txt again. How a body is
+read is in ``body.py``, when an attempt is tried again in ``retries.py``, and the
+per-host bound in ``host_slots.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -17,9 +16,8 @@ import msgspec
 from yarl import URL
 
 from runtime.logging import get_logger
-from services.scraper.charset import decode_body
+from services.scraper.body import read_head, read_text
 from services.scraper.errors import (
-    BodyTooLarge,
     ConnectFailed,
     DnsFailed,
     FetchError,
@@ -29,27 +27,23 @@ from services.scraper.errors import (
     InvalidUrl,
     RobotsDisallowed,
     TooManyRedirects,
-    UnsupportedContentType,
 )
+from services.scraper.host_slots import HostSlots
+from services.scraper.retries import TRANSIENT_STATUSES, RetryLater, retry_after, wait_before_retry
 from services.scraper.robots import RobotsCache, RobotsFile
 from services.scraper.ssrf import AddressPolicy, GuardedResolver, HostRefused, literal_host_refusal
 from services.scraper.urls import normalise_url
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
     from types import TracebackType
 
     from services.scraper.settings import ScraperSettings
 
-__all__ = ["SUPPORTED_CONTENT_TYPES", "FetchedPage", "PageFetcher"]
+__all__ = ["FetchedPage", "PageFetcher"]
 
 _log = get_logger(__name__)
 
-SUPPORTED_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/plain"})
-_MARKUP_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
-_CHUNK_BYTES = 64 * 1024
 _ACCEPT = "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.1"
 
 
@@ -63,37 +57,6 @@ class FetchedPage(msgspec.Struct, frozen=True):
     text: str  # decoded body
 
 
-class _HostSlots:
-    """A semaphore per host, dropped when nobody uses it (no unbounded growth)."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._slots: dict[str, tuple[asyncio.Semaphore, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, host: str) -> AsyncIterator[None]:
-        semaphore, users = self._slots.get(host) or (asyncio.Semaphore(self._size), 0)
-        self._slots[host] = (semaphore, users + 1)
-        try:
-            async with semaphore:
-                yield
-        finally:
-            semaphore, users = self._slots[host]
-            if users <= 1:
-                del self._slots[host]
-            else:
-                self._slots[host] = (semaphore, users - 1)
-
-
-class _Retry(Exception):
-    """Internal: the attempt failed transiently; wait ``delay_s`` then try again."""
-
-    def __init__(self, error: FetchError, delay_s: float | None = None) -> None:
-        super().__init__(error.reason)
-        self.error = error
-        self.delay_s = delay_s
-
-
 class PageFetcher:
     """Fetches pages over one shared aiohttp session; use ``async with`` or call ``close()``."""
 
@@ -101,7 +64,7 @@ class PageFetcher:
         self._settings = settings
         self._policy = AddressPolicy.from_allow_list(settings.allow_hosts, enabled=settings.ssrf_guard)
         self._slots = asyncio.Semaphore(settings.max_concurrency)
-        self._host_slots = _HostSlots(settings.per_host_concurrency)
+        self._host_slots = HostSlots(settings.per_host_concurrency)
         self._robots = RobotsCache(
             user_agent=settings.user_agent,
             ttl_s=settings.robots_cache_ttl_s,
@@ -196,14 +159,19 @@ class PageFetcher:
             try:
                 async with self._host_slots.hold(url.raw_host or ""):
                     return await self._hop(requested, url, final=attempt == self._settings.retries)
-            except _Retry as retry:
-                delay_s = retry.delay_s
+            except RetryLater as retry:
+                delay_s = wait_before_retry(
+                    retry,
+                    attempt,
+                    backoff_s=self._settings.retry_backoff_s,
+                    max_wait_s=self._settings.max_retry_after_s,
+                    now=loop.time(),
+                    deadline=deadline,
+                )
                 if delay_s is None:
-                    delay_s = self._settings.retry_backoff_s * 2**attempt
-                if delay_s > self._settings.max_retry_after_s or loop.time() + delay_s >= deadline:
                     raise retry.error from None
                 await asyncio.sleep(delay_s)
-        raise AssertionError("unreachable: the last attempt never raises _Retry")
+        raise AssertionError("unreachable: the last attempt never raises RetryLater")
 
     async def _hop(self, requested: str, url: URL, *, final: bool) -> FetchedPage | URL:
         session = self._open_session()
@@ -212,8 +180,8 @@ class PageFetcher:
                 location = response.headers.get("Location")
                 if response.status in _REDIRECT_STATUSES and location:
                     return self._check_url(requested, _redirect_target(requested, url, location))
-                if response.status in _TRANSIENT_STATUSES and not final:
-                    raise _Retry(_status_error(requested, url, response.status), _retry_after(response))
+                if response.status in TRANSIENT_STATUSES and not final:
+                    raise RetryLater(_status_error(requested, url, response.status), retry_after(response))
                 if response.status >= 300:
                     raise _status_error(requested, url, response.status)
                 return await self._read_page(requested, url, response)
@@ -225,7 +193,7 @@ class PageFetcher:
             error = ConnectFailed(requested, f"cannot connect to {url.host}:{url.port}: {exc.os_error}")
             if final:
                 raise error from exc
-            raise _Retry(error) from exc
+            raise RetryLater(error) from exc
         except aiohttp.ConnectionTimeoutError as exc:
             reason = f"no connection to {url.host} within {self._settings.connect_timeout_s} s"
             raise FetchTimeout(requested, reason) from exc
@@ -240,33 +208,14 @@ class PageFetcher:
             raise ConnectFailed(requested, f"{type(exc).__name__} from {url.host}: {exc}") from exc
 
     async def _read_page(self, requested: str, url: URL, response: aiohttp.ClientResponse) -> FetchedPage:
-        content_type = response.content_type.lower()
-        if content_type not in SUPPORTED_CONTENT_TYPES:
-            raise UnsupportedContentType(requested, f"{url} is {content_type}, not HTML, XHTML or plain text")
-        body = await self._read_capped(requested, response, self._settings.max_body_bytes)
-        text = await asyncio.to_thread(
-            decode_body, body, response.charset, markup=content_type in _MARKUP_TYPES
-        )
+        text = await read_text(requested, url, response, max_bytes=self._settings.max_body_bytes)
         return FetchedPage(
-            url=requested, final_url=str(url), status=response.status, content_type=content_type, text=text
+            url=requested,
+            final_url=str(url),
+            status=response.status,
+            content_type=response.content_type.lower(),
+            text=text,
         )
-
-    @staticmethod
-    async def _read_capped(requested: str, response: aiohttp.ClientResponse, cap: int) -> bytes:
-        """Read the (decompressed) body as a stream; abandon the connection past ``cap`` bytes."""
-        too_large = BodyTooLarge(requested, f"body larger than {cap} bytes")
-        if response.content_length is not None and response.content_length > cap:
-            response.close()
-            raise too_large
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
-            size += len(chunk)
-            if size > cap:
-                response.close()
-                raise too_large
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     async def _load_robots(self, origin: URL) -> RobotsFile:
         """Fetch a robots.txt (redirects followed and guarded); a failure gives status None.
@@ -288,24 +237,11 @@ class PageFetcher:
                         continue
                     if response.status >= 300:
                         return RobotsFile(response.status)
-                    body = await _read_head(response, self._settings.robots_max_bytes)
+                    body = await read_head(response, self._settings.robots_max_bytes)
                     return RobotsFile(response.status, body.decode("utf-8", errors="replace"))
         except (FetchError, aiohttp.ClientError, ValueError) as exc:
             _log.info("robots_unavailable", robots_url=str(origin), error=str(exc))
         return RobotsFile(None)
-
-
-async def _read_head(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The first ``limit`` bytes of the body; the rest is not read."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
-        chunks.append(chunk[: limit - size])
-        size += len(chunks[-1])
-        if size >= limit:
-            response.close()
-            break
-    return b"".join(chunks)
 
 
 def _redirect_target(requested: str, url: URL, location: str) -> URL:
@@ -318,19 +254,3 @@ def _redirect_target(requested: str, url: URL, location: str) -> URL:
 
 def _status_error(requested: str, url: URL, status: int) -> HttpStatusError:
     return HttpStatusError(requested, f"{url} answered HTTP {status}", status=status)
-
-
-def _retry_after(response: aiohttp.ClientResponse) -> float | None:
-    """Seconds the server asks us to wait (Retry-After), or None to use the backoff."""
-    header = response.headers.get("Retry-After", "").strip()
-    if not header:
-        return None
-    if header.isdigit():
-        return float(header)
-    try:
-        when = parsedate_to_datetime(header)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
