@@ -209,7 +209,7 @@ async def _embed_direct(direct: triton_aio.InferenceServerClient, index: int) ->
 
 
 def _generate_inputs() -> list[InferInput]:
-    # The inputs the service sends (services/inference/triton_client.py), built the same way.
+    # The inputs the service sends (services/inference/model_io.py), built the same way.
     inputs = [
         InferInput("text_input", [1], "BYTES"),
         InferInput("stream", [1], "BOOL"),

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from services.rag.errors import DocumentParseError
-from services.rag.parsing.docx import parse_docx
 from services.rag.parsing.formats import DocumentFormat, detect_format
 from services.rag.parsing.markup import parse_html, parse_markdown
 from services.rag.parsing.pdf import parse_pdf
 from services.rag.parsing.sections import ParsedDocument, Section
 from services.rag.parsing.text import decode_text, parse_text
+from services.rag.parsing.word import parse_docx
 
 if TYPE_CHECKING:
     from services.rag.settings import RagSettings
