@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -33,6 +33,7 @@ from runtime.logging import get_logger
 from services.rag.errors import StoreError
 from services.rag.store.base import Passage, SearchMode, StoredChunk, validate_collection
 from services.rag.store.fusion import reciprocal_rank_fusion
+from services.rag.store.lance_rows import PASSAGE_COLUMNS, chunk_row, passage_of, table_schema, with_score
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -46,35 +47,6 @@ __all__ = ["LanceStore"]
 _log = get_logger(__name__)
 _FTS_INDEX = "text_idx"
 _VECTOR_INDEX = "vector_idx"
-
-_PASSAGE_COLUMNS = [
-    "chunk_id",
-    "document_id",
-    "file_name",
-    "index",
-    "text",
-    "page",
-    "heading_path",
-    "char_start",
-    "char_end",
-]
-
-
-def _schema(dimension: int) -> pa.Schema:
-    return pa.schema(
-        [
-            pa.field("chunk_id", pa.string(), nullable=False),
-            pa.field("document_id", pa.string(), nullable=False),
-            pa.field("file_name", pa.string()),
-            pa.field("index", pa.int32()),
-            pa.field("text", pa.string()),
-            pa.field("page", pa.int32()),
-            pa.field("heading_path", pa.list_(pa.string())),
-            pa.field("char_start", pa.int64()),
-            pa.field("char_end", pa.int64()),
-            pa.field("vector", pa.list_(pa.float32(), dimension)),
-        ]
-    )
 
 
 class LanceStore:
@@ -111,7 +83,7 @@ class LanceStore:
             if any(len(row.vector) != dimension for row in rows):
                 raise StoreError("chunks of one upsert have vectors of different lengths")
             table = await self._open_or_create(collection, dimension)
-            data = pa.Table.from_pylist([_row(row) for row in rows], schema=_schema(dimension))
+            data = pa.Table.from_pylist([chunk_row(row) for row in rows], schema=table_schema(dimension))
             try:
                 await (
                     table.merge_insert("chunk_id")
@@ -180,7 +152,7 @@ class LanceStore:
             raise StoreError(f"search in collection {collection!r} failed: {exc}") from exc
         passages = {p.chunk_id: p for p in (*nearest, *keyword)}
         fused = reciprocal_rank_fusion([[p.chunk_id for p in keyword], [p.chunk_id for p in nearest]])
-        return [_with_score(passages[chunk_id], score) for chunk_id, score in fused[:k]]
+        return [with_score(passages[chunk_id], score) for chunk_id, score in fused[:k]]
 
     async def drop_collection(self, collection: str) -> None:
         """Drop the collection's table."""
@@ -239,11 +211,11 @@ class LanceStore:
     async def _keyword(self, table: AsyncTable, text: str, limit: int, where: Expr | None) -> list[Passage]:
         if not text.strip():
             return []
-        query = table.query().nearest_to_text(text).select([*_PASSAGE_COLUMNS, "_score"]).limit(limit)
+        query = table.query().nearest_to_text(text).select([*PASSAGE_COLUMNS, "_score"]).limit(limit)
         if where is not None:
             query = query.where(where)
         rows = await query.to_list(timeout=self._timeout)
-        return [_passage(row, float(row["_score"])) for row in rows]
+        return [passage_of(row, float(row["_score"])) for row in rows]
 
     async def _nearest(
         self, table: AsyncTable, vector: Sequence[float], limit: int, where: Expr | None
@@ -255,13 +227,13 @@ class LanceStore:
             .nearest_to(list(vector))
             .distance_type("cosine")
             .ef(self._vector_index_ef)  # HNSW search breadth; ignored while there is no index
-            .select([*_PASSAGE_COLUMNS, "_distance"])
+            .select([*PASSAGE_COLUMNS, "_distance"])
             .limit(limit)
         )
         if where is not None:
             query = query.where(where)
         rows = await query.to_list(timeout=self._timeout)
-        return [_passage(row, 1.0 - float(row["_distance"])) for row in rows]
+        return [passage_of(row, 1.0 - float(row["_distance"])) for row in rows]
 
     async def _connect(self) -> AsyncConnection:
         if self._db is None:
@@ -299,45 +271,9 @@ class LanceStore:
         from lancedb.index import FTS
 
         try:
-            table = await db.create_table(name, schema=_schema(dimension), exist_ok=True)
+            table = await db.create_table(name, schema=table_schema(dimension), exist_ok=True)
             if not any(index.index_type == "FTS" for index in await table.list_indices()):
                 await table.create_index("text", config=FTS(), name=_FTS_INDEX)
         except (OSError, RuntimeError, ValueError) as exc:
             raise StoreError(f"could not create the table of collection {name!r}: {exc}") from exc
         return table
-
-
-def _row(chunk: StoredChunk) -> dict[str, Any]:
-    return {
-        "chunk_id": chunk.chunk_id,
-        "document_id": chunk.document_id,
-        "file_name": chunk.file_name,
-        "index": chunk.index,
-        "text": chunk.text,
-        "page": chunk.page,
-        "heading_path": list(chunk.heading_path),
-        "char_start": chunk.char_start,
-        "char_end": chunk.char_end,
-        "vector": chunk.vector,
-    }
-
-
-def _passage(row: dict[str, Any], score: float) -> Passage:
-    return Passage(
-        chunk_id=row["chunk_id"],
-        document_id=row["document_id"],
-        file_name=row["file_name"],
-        index=row["index"],
-        text=row["text"],
-        page=row["page"],
-        heading_path=tuple(row["heading_path"] or ()),
-        char_start=row["char_start"],
-        char_end=row["char_end"],
-        score=score,
-    )
-
-
-def _with_score(passage: Passage, score: float) -> Passage:
-    import msgspec
-
-    return msgspec.structs.replace(passage, score=score)
