@@ -41,7 +41,7 @@ __all__ = [
 _MODELS = Path(__file__).resolve().parents[2] / "deploy" / "triton" / "models"
 GENERATE_MODEL_DIR = _MODELS / "generate" / "1"
 EMBED_MODEL_DIR = _MODELS / "embed" / "1"
-EMBED_BATCH = 8  # the embed model's encode_batch_size (rows per forward pass)
+EMBED_BATCH = 16  # the embed model's encode_batch_size (most rows per forward pass)
 EMBED_THREADS = 0  # intra-op threads of the in-process encoder: 0 = every core (the runtime's default)
 EMBEDDING_CACHE_ENTRIES = 20_000  # config.pbtxt `embedding_cache_entries` of the generate model
 CHUNK_DELAY_S = 0.010  # config.pbtxt `chunk_delay_ms` of the generate model: its pause between chunks

@@ -166,3 +166,16 @@ def test_a_partial_file_is_replaced_by_a_real_export(tmp_path: Path, reference: 
     expected = _expected(reference, TEXTS[:3])
     assert float(np.abs(encoder.encode(TEXTS[:3]) - expected).max()) < 1e-5
     assert partial.stat().st_size > 10_000_000
+
+
+def test_rows_are_grouped_with_rows_of_similar_length_only() -> None:
+    lengths = [10, 200, 9, 12, 180, 11, 150, 8, 10, 10]
+    groups = minilm_encoder._similar_length_groups(lengths, 3)
+    assert sorted(row for group in groups for row in group) == list(range(len(lengths)))  # each once
+    assert all(len(group) <= 3 for group in groups)
+    for group in groups:
+        longest = lengths[group[0]]
+        assert all(lengths[row] <= longest for row in group)
+        assert all(lengths[row] >= 0.8 * longest for row in group)  # little padding
+    assert [lengths[g[0]] for g in groups] == sorted((lengths[g[0]] for g in groups), reverse=True)
+    assert groups[0] == [1, 4]  # 200 and 180 together; 150 is under 0.8 x 200

@@ -56,6 +56,7 @@ __all__ = [
 CACHE_DIR_ENV = "EMBED_ONNX_CACHE_DIR"  # where exported graphs are kept (set by deploy/triton/local.py)
 RUNTIMES = ("onnxruntime", "torch")
 DIMENSIONS = 384
+_GROUP_LENGTH_RATIO = 0.8  # a group's rows have at least this share of its longest row's tokens
 _OPSET = 17
 _RECIPE = 1  # bump when the export below changes, so old cached graphs are not reused
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -239,7 +240,7 @@ class _Tokens:
 
 
 class OnnxEncoder:
-    """The exported graph on ONNX Runtime's CPU provider, rows in length-sorted groups."""
+    """The exported graph on ONNX Runtime's CPU provider, rows in groups of similar length."""
 
     def __init__(self, graph: Path, folder: Path, *, batch_size: int, threads: int) -> None:
         import onnxruntime as ort
@@ -261,15 +262,31 @@ class OnnxEncoder:
         if not texts:
             return out
         tokens = _Tokens.of(self._tokenizer, texts)
-        # Longest first, as sentence-transformers does: rows of a group pad to its longest.
-        order = sorted(range(len(texts)), key=lambda r: -len(tokens.ids[r]))
-        for start in range(0, len(order), self._batch_size):
-            rows = order[start : start + self._batch_size]
+        for rows in _similar_length_groups([len(row) for row in tokens.ids], self._batch_size):
             ids, mask, types = tokens.arrays(rows)
             feeds = dict(zip(_INPUTS, (ids, mask, types), strict=True))
             (hidden,) = self._session.run(["last_hidden_state"], feeds)
             out[rows] = _mean_pool_normalised(hidden, mask)
         return out
+
+
+def _similar_length_groups(lengths: Sequence[int], max_rows: int) -> list[list[int]]:
+    """Row indices in groups of at most ``max_rows``, longest first, each of similar length.
+
+    Every row of a group is padded to the group's longest, and on a CPU a padded token
+    costs as much as a real one: a group closes when the next row is shorter than
+    ``_GROUP_LENGTH_RATIO`` of its first. Measured on 320 mixed queries (14 words median,
+    one of 595): fixed groups of 8 cost 13.4 ms of CPU a text, one row at a time 4.7,
+    these groups 4.4-4.6.
+    """
+    groups: list[list[int]] = []
+    for row in sorted(range(len(lengths)), key=lambda r: -lengths[r]):
+        group = groups[-1] if groups else None
+        if group and len(group) < max_rows and lengths[row] >= _GROUP_LENGTH_RATIO * lengths[group[0]]:
+            group.append(row)
+        else:
+            groups.append([row])
+    return groups
 
 
 def _mean_pool_normalised(hidden: npt.NDArray[np.float32], mask: npt.NDArray[np.int64]) -> Vectors:
