@@ -127,6 +127,12 @@ async def test_the_vector_index_is_built_at_its_size_and_later_rows_are_still_fo
     assert await has_vector_index()
     # Every stored vector finds itself first through the index (random vectors: a hard case).
     assert [(await nearest(v, 1))[0] for v in first[:50]] == [f"a:{i}" for i in range(50)]
+    only_b = await store.search(
+        "c", text="", vector=first[0], k=20, mode=SearchMode.VECTOR, document_ids=["b"]
+    )
+    assert sorted(p.chunk_id for p in only_b) == sorted(
+        f"b:{i}" for i in range(10)
+    )  # a filter through the index
     later = random_unit()
     await store.upsert(make_chunks("c", "late", ["after the index"], [later]))
     assert (await nearest(later))[0] == "late:0"  # not in the index yet: scanned exactly
