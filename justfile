@@ -42,7 +42,7 @@ lint:
     {{python}} -m ruff format --check .
     {{python}} -m mypy
 
-# Benchmarks: `just bench` for all, or `just bench scraper|rag|inference|gateway|jobs`.
+# Benchmarks: `just bench` for all, or `just bench scraper|rag|inference|gateway|jobs|generator_quality`.
 bench area="all":
     {{python}} -m bench {{area}}
 
