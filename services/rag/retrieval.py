@@ -1,7 +1,13 @@
-"""Retrieval: embed the query over the bus, then hybrid search in the passage store."""
+"""Retrieval: embed the query over the bus, then hybrid search in the passage store.
+
+The caller's `timeout_ms` bounds the whole of it: work still running then is
+cancelled and the reply is a `timeout` error, sent before the caller stops
+waiting (a store with its own, longer timeout never holds a reply past it).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from proto.common import ErrorCode
@@ -10,19 +16,27 @@ from runtime.errors import ServiceError
 from runtime.logging import get_logger
 from services.rag.embeddings import BusEmbedder
 from services.rag.errors import StoreError
+from services.rag.store import Passage as FoundPassage
 from services.rag.store import PassageStore, SearchMode
 
-__all__ = ["InvalidRetrieveRequest", "Retriever", "check_collection_name"]
+__all__ = ["InvalidRetrieveRequest", "RetrieveTimeout", "Retriever", "check_collection_name"]
 
 _log = get_logger(__name__)
 
 _COLLECTION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_REPLY_MARGIN = 0.9  # share of the caller's budget spent at most, so the reply reaches it in time
 
 
 class InvalidRetrieveRequest(ServiceError):
     """A retrieve request with a bad collection, mode or k."""
 
     code = ErrorCode.BAD_REQUEST
+
+
+class RetrieveTimeout(ServiceError):
+    """The query embedding and the search did not finish within the caller's budget."""
+
+    code = ErrorCode.TIMEOUT
 
 
 def check_collection_name(collection: str) -> None:
@@ -61,21 +75,14 @@ class Retriever:
             raise InvalidRetrieveRequest(
                 f"the query has {len(request.query)} characters, the limit is {self._max_query_chars}"
             )
-        vector: list[float] = []
-        if mode is not SearchMode.BM25:
-            timeout_s = max(0.1, request.timeout_ms / 1000 * 0.5)
-            vector = (await self._embedder.embed([request.query], timeout_s=timeout_s))[0]
+        if request.timeout_ms <= 0:
+            raise InvalidRetrieveRequest(f"timeout_ms must be positive, got {request.timeout_ms}")
+        budget_s = request.timeout_ms / 1000 * _REPLY_MARGIN
         try:
-            found = await self._store.search(
-                request.collection,
-                text=request.query,
-                vector=vector,
-                k=request.k,
-                mode=mode,
-                document_ids=request.document_ids,
-            )
-        except StoreError as exc:
-            raise ServiceError(exc.detail, code=ErrorCode.UNAVAILABLE) from exc
+            async with asyncio.timeout(budget_s):
+                found = await self._search(request, mode, embed_timeout_s=budget_s)
+        except TimeoutError:
+            raise RetrieveTimeout(f"retrieval did not finish within {request.timeout_ms} ms") from None
         passages = [
             Passage(
                 document_id=hit.document_id,
@@ -92,3 +99,21 @@ class Retriever:
         ]
         _log.info("retrieved", collection=request.collection, mode=mode.value, passages=len(passages))
         return RetrieveReply(passages=passages)
+
+    async def _search(
+        self, request: RetrieveRequest, mode: SearchMode, *, embed_timeout_s: float
+    ) -> list[FoundPassage]:
+        vector: list[float] = []
+        if mode is not SearchMode.BM25:
+            vector = (await self._embedder.embed([request.query], timeout_s=embed_timeout_s))[0]
+        try:
+            return await self._store.search(
+                request.collection,
+                text=request.query,
+                vector=vector,
+                k=request.k,
+                mode=mode,
+                document_ids=request.document_ids,
+            )
+        except StoreError as exc:
+            raise ServiceError(exc.detail, code=ErrorCode.UNAVAILABLE) from exc
