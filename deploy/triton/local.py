@@ -163,7 +163,7 @@ class LocalTriton:
         env["HF_HUB_OFFLINE"] = "1"
         env["TRANSFORMERS_OFFLINE"] = "1"
         env["TORCHINDUCTOR_CACHE_DIR"] = str(self.options.workdir / "torchinductor")
-        env["EMBED_ONNX_CACHE_DIR"] = str(self.options.onnx_cache_dir)  # read by embed's minilm_encoder
+        env["EMBED_ONNX_CACHE_DIR"] = str(self.options.onnx_cache_dir)  # read by embed's onnx_export
         env["TMPDIR"] = str(self._temp_dir())
         return env
 

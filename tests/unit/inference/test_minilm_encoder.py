@@ -10,6 +10,7 @@ from typing import Any
 
 import minilm_encoder
 import numpy as np
+import onnx_export
 import pytest
 from minilm_encoder import (
     OnnxEncoder,
@@ -118,7 +119,7 @@ class _CountingExport:
 def test_an_intact_cache_is_reused(graph: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cached = _copy_cache(graph, tmp_path)
     export = _CountingExport(graph)
-    monkeypatch.setattr(minilm_encoder, "export_onnx", export)
+    monkeypatch.setattr(onnx_export, "export_onnx", export)
     assert ensure_onnx_model(tmp_path) == cached
     assert ensure_onnx_model(tmp_path) == cached
     assert export.calls == 0
@@ -128,7 +129,7 @@ def test_instances_starting_together_export_once(
     graph: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     export = _CountingExport(graph)
-    monkeypatch.setattr(minilm_encoder, "export_onnx", export)
+    monkeypatch.setattr(onnx_export, "export_onnx", export)
     found: list[Path] = []
     starts = [threading.Thread(target=lambda: found.append(ensure_onnx_model(tmp_path))) for _ in range(3)]
     for start in starts:
@@ -152,7 +153,7 @@ def test_a_corrupt_or_partial_cache_is_exported_again(
     else:
         cached.with_suffix(".sha256").unlink()
     export = _CountingExport(graph)
-    monkeypatch.setattr(minilm_encoder, "export_onnx", export)
+    monkeypatch.setattr(onnx_export, "export_onnx", export)
     assert ensure_onnx_model(tmp_path) == cached
     assert export.calls == 1
     assert cached.read_bytes() == graph.read_bytes()

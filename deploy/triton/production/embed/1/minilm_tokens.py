@@ -1,0 +1,1 @@
+../../../models/embed/1/minilm_tokens.py

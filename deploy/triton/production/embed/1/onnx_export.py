@@ -1,0 +1,1 @@
+../../../models/embed/1/onnx_export.py
