@@ -97,6 +97,6 @@ async def test_a_stuck_dependency_is_a_timeout_before_the_callers_deadline(stuck
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(RetrieveTimeout) as raised:
-        await retriever.retrieve(RetrieveRequest(query="glaciers", timeout_ms=200))
+        await retriever.retrieve(RetrieveRequest(query="glaciers", timeout_ms=1000))
     assert raised.value.code == ErrorCode.TIMEOUT
-    assert loop.time() - started < 0.2  # the reply leaves before the caller stops waiting
+    assert loop.time() - started < 1.0  # the reply leaves before the caller stops waiting (at 0.9 s)
