@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -105,15 +104,34 @@ def _copy_cache(graph: Path, target: Path) -> Path:
 
 
 class _CountingExport:
-    """Stands in for the real export: copies a good graph, slowly, and counts its calls."""
+    """Stands in for the real export: copies a good graph and counts its calls.
 
-    def __init__(self, good: Path) -> None:
+    With `callers` set, it first waits until that many callers have reached the export
+    lock, so the others are queued behind it while it exports.
+    """
+
+    def __init__(self, good: Path, callers: int = 1) -> None:
         self.good, self.calls = good, 0
+        self._callers = callers
+        self._arrived = 0
+        self._arrival = threading.Condition()
+
+    def locked(self, lock_path: Path) -> Any:
+        """`onnx_export._locked`, counting the callers that reach it first."""
+        with self._arrival:
+            self._arrived += 1
+            self._arrival.notify_all()
+        return _REAL_LOCKED(lock_path)
 
     def __call__(self, destination: Path, folder: Path | None = None) -> None:
         self.calls += 1
-        time.sleep(0.2)  # long enough for concurrent callers to meet at the lock
+        if self._callers > 1:
+            with self._arrival:
+                assert self._arrival.wait_for(lambda: self._arrived >= self._callers, timeout=30)
         shutil.copy(self.good, destination)
+
+
+_REAL_LOCKED = onnx_export._locked
 
 
 def test_an_intact_cache_is_reused(graph: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -128,8 +146,9 @@ def test_an_intact_cache_is_reused(graph: Path, tmp_path: Path, monkeypatch: pyt
 def test_instances_starting_together_export_once(
     graph: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    export = _CountingExport(graph)
+    export = _CountingExport(graph, callers=3)
     monkeypatch.setattr(onnx_export, "export_onnx", export)
+    monkeypatch.setattr(onnx_export, "_locked", export.locked)
     found: list[Path] = []
     starts = [threading.Thread(target=lambda: found.append(ensure_onnx_model(tmp_path))) for _ in range(3)]
     for start in starts:

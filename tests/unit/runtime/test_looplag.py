@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from runtime.looplag import LoopLagProbe
 
@@ -38,13 +39,19 @@ async def test_probe_switched_off_reports_nothing() -> None:
     assert probe.stats().loop_lag_samples == 0
 
 
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():  # noqa: ASYNC110 - the probe has no event; pytest-timeout bounds this
+        await asyncio.sleep(0.002)
+
+
 async def test_samples_are_bounded() -> None:
     probe = LoopLagProbe(interval_s=0.001, max_samples=3)
     probe.start()
     try:
         await _until_samples(probe, 3)
-        for _ in range(5):
-            await asyncio.sleep(0.002)  # let the probe take more samples than it keeps
+        time.sleep(0.05)  # noqa: ASYNC251 - a lag to recognise: the sample that must be dropped
+        await _until(lambda: probe.stats().loop_lag_max_ms >= 40)  # it was taken...
+        await _until(lambda: probe.stats().loop_lag_max_ms < 40)  # ...and pushed out by newer ones
         assert probe.stats().loop_lag_samples == 3
     finally:
         await probe.stop()
