@@ -95,7 +95,7 @@ PROFILE_REPEATS = 7  # sequential calls per context step in the profile
 PROFILE_TIMEOUT_S = 10.0  # one call of the profile
 METRICS_TIMEOUT_S = 5.0  # one read of Triton's Prometheus metrics
 VECTOR_CACHE_DIR = ROOT / ".state" / "bench"  # chunk vectors of an earlier ingestion (git-ignored)
-EMBED_MODEL = "all-MiniLM-L6-v2"  # part of the vector cache key
+EMBED_MODEL = "all-MiniLM-L6-v2-int8"  # part of the vector cache key: the embed model's display name
 
 
 def run() -> dict[str, Any]:

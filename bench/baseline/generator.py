@@ -42,6 +42,7 @@ _MODELS = Path(__file__).resolve().parents[2] / "deploy" / "triton" / "models"
 GENERATE_MODEL_DIR = _MODELS / "generate" / "1"
 EMBED_MODEL_DIR = _MODELS / "embed" / "1"
 EMBED_BATCH = 16  # the embed model's encode_batch_size (most rows per forward pass)
+EMBED_PRECISION = "int8"  # the embed model's `precision` (its quantised ONNX graph)
 EMBED_THREADS = 0  # intra-op threads of the in-process encoder: 0 = every core (the runtime's default)
 EMBEDDING_CACHE_ENTRIES = 20_000  # config.pbtxt `embedding_cache_entries` of the generate model
 CHUNK_DELAY_S = 0.010  # config.pbtxt `chunk_delay_ms` of the generate model: its pause between chunks
@@ -79,7 +80,11 @@ def open_embed_encoder(runtime: str = "onnxruntime") -> Encoder:
     """The `embed` model's encoder, in this process, with the graph cache local Tritons use."""
     encoders = load_model_module("minilm_encoder", EMBED_MODEL_DIR)
     encoder: Encoder = encoders.open_encoder(
-        runtime, batch_size=EMBED_BATCH, threads=EMBED_THREADS, cache_dir=default_onnx_cache_dir()
+        runtime,
+        batch_size=EMBED_BATCH,
+        threads=EMBED_THREADS,
+        cache_dir=default_onnx_cache_dir(),
+        precision=EMBED_PRECISION if runtime == "onnxruntime" else "fp32",
     )
     return encoder
 

@@ -295,7 +295,7 @@ async def test_embed_returns_one_normalised_vector_per_text_in_order(inference: 
     texts = ["The cat sat on the mat.", "Triton serves models over gRPC.", "Ünïcödé ✓", "a " * 300, ""]
     reply = await _embed(inference.client, texts)
     assert isinstance(reply, EmbedReply), reply
-    assert (reply.model, reply.dimensions) == ("all-MiniLM-L6-v2", 384)
+    assert (reply.model, reply.dimensions) == ("all-MiniLM-L6-v2-int8", 384)
     vectors = np.array(reply.vectors)
     assert vectors.shape == (len(texts), 384)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)

@@ -8,7 +8,7 @@ from answer_selection import SelectionLimits
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from bench.baseline.generator import CHUNK_DELAY_S, EMBED_BATCH, EMBEDDING_CACHE_ENTRIES
+from bench.baseline.generator import CHUNK_DELAY_S, EMBED_BATCH, EMBED_PRECISION, EMBEDDING_CACHE_ENTRIES
 
 _MODELS = Path(__file__).resolve().parents[3] / "deploy" / "triton" / "models"
 
@@ -31,4 +31,5 @@ def test_selection_defaults_equal_the_config() -> None:
 def test_the_baseline_caches_and_batches_like_the_models() -> None:
     assert int(_parameters("generate")["embedding_cache_entries"]) == EMBEDDING_CACHE_ENTRIES
     assert int(_parameters("embed")["encode_batch_size"]) == EMBED_BATCH
+    assert _parameters("embed")["precision"] == EMBED_PRECISION
     assert float(_parameters("generate")["chunk_delay_ms"]) / 1000 == CHUNK_DELAY_S

@@ -85,7 +85,8 @@ def test_the_baseline_runs_the_same_encoder(graph: Path) -> None:
 
     encoder = open_embed_encoder()
     assert isinstance(encoder, OnnxEncoder)  # the very class the Triton model uses, same graph cache
-    expected = OnnxEncoder(graph, model_dir(), batch_size=8, threads=1).encode(TEXTS)
+    int8 = ensure_onnx_model(default_onnx_cache_dir(), precision="int8")  # the embed model's precision
+    expected = OnnxEncoder(int8, model_dir(), batch_size=1, threads=1).encode(TEXTS)
     assert float(np.abs(encoder.encode(TEXTS) - expected).max()) < 1e-5
 
 
@@ -94,6 +95,47 @@ def test_unknown_runtime_and_onnx_on_a_gpu_are_refused() -> None:
         open_encoder("tensorflow")
     with pytest.raises(ValueError, match="CPU only"):
         open_encoder("onnxruntime", device="cuda")
+    with pytest.raises(ValueError, match="unknown precision 'int4'"):
+        open_encoder("onnxruntime", precision="int4")
+    with pytest.raises(ValueError, match="fp32 only"):
+        open_encoder("torch", precision="int8")
+
+
+def test_int8_vectors_stay_close_to_fp32(graph: Path, reference: Any) -> None:
+    encoder = open_encoder("onnxruntime", batch_size=3, threads=1, precision="int8")
+    assert isinstance(encoder, OnnxEncoder)
+    vectors = encoder.encode(TEXTS)
+    cosines = np.sum(vectors * _expected(reference, TEXTS), axis=1)
+    assert vectors.shape == (len(TEXTS), 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert float(cosines.min()) > 0.96 and float(cosines.mean()) > 0.98
+    assert float(cosines.min()) < 0.9999  # it is the quantised graph, not fp32 again
+    # A text's vector does not depend on the texts encoded with it.
+    alone = np.concatenate([encoder.encode([text]) for text in TEXTS])
+    assert float(np.abs(alone - vectors).max()) == 0.0
+    # Similar texts stay closer than unrelated ones, as with fp32.
+    cat, kitten, capital = encoder.encode(["The cat sat on the mat.", "A kitten sits on a rug.", TEXTS[6]])
+    assert float(cat @ kitten) > float(cat @ capital) + 0.2
+
+
+def test_the_int8_graph_is_made_once_from_the_cached_fp32_graph(
+    graph: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _copy_cache(graph, tmp_path)
+    export = _CountingExport(graph)
+    monkeypatch.setattr(onnx_export, "export_onnx", export)
+    sources: list[Path] = []
+
+    def quantize(source: Path, destination: Path) -> None:
+        sources.append(source)
+        _REAL_QUANTIZE(source, destination)
+
+    monkeypatch.setattr(onnx_export, "quantize_int8", quantize)
+    int8 = ensure_onnx_model(tmp_path, precision="int8")
+    assert int8 == tmp_path / onnx_file_name("int8") and int8 != tmp_path / onnx_file_name()
+    assert ensure_onnx_model(tmp_path, precision="int8") == int8
+    assert sources == [tmp_path / onnx_file_name()] and export.calls == 0
+    assert int8.with_suffix(".sha256").is_file() and int8.stat().st_size < graph.stat().st_size * 0.7  # MatMul weights at 1 byte
 
 
 def _copy_cache(graph: Path, target: Path) -> Path:
@@ -132,6 +174,7 @@ class _CountingExport:
 
 
 _REAL_LOCKED = onnx_export._locked
+_REAL_QUANTIZE = onnx_export.quantize_int8
 
 
 def test_an_intact_cache_is_reused(graph: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -47,7 +47,14 @@ def test_generate_is_decoupled_and_production_runs_on_vllm() -> None:
 
 def test_local_display_names_say_what_runs() -> None:
     names = {m: _config("models", m).parameters["display_name"].string_value for m in _MODELS}
-    assert names == {"generate": "extractive-cpu", "embed": "all-MiniLM-L6-v2", "image": "placeholder-image"}
+    assert names == {"generate": "extractive-cpu", "embed": "all-MiniLM-L6-v2-int8", "image": "placeholder-image"}
+
+
+@pytest.mark.parametrize("tree", ["models", "production"])
+def test_the_embed_display_name_says_its_precision(tree: str) -> None:
+    parameters = _config(tree, "embed").parameters
+    precision = parameters["precision"].string_value if "precision" in parameters else "fp32"
+    assert parameters["display_name"].string_value.endswith("-int8") == (precision == "int8")
     assert _config("models", "embed").dynamic_batching.max_queue_delay_microseconds == 2000
     assert _config("models", "embed").max_batch_size == 64
     assert (

