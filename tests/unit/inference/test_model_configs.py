@@ -47,7 +47,11 @@ def test_generate_is_decoupled_and_production_runs_on_vllm() -> None:
 
 def test_local_display_names_say_what_runs() -> None:
     names = {m: _config("models", m).parameters["display_name"].string_value for m in _MODELS}
-    assert names == {"generate": "extractive-cpu", "embed": "all-MiniLM-L6-v2-int8", "image": "placeholder-image"}
+    assert names == {
+        "generate": "extractive-cpu",
+        "embed": "all-MiniLM-L6-v2-int8",
+        "image": "placeholder-image",
+    }
 
 
 @pytest.mark.parametrize("tree", ["models", "production"])
