@@ -16,6 +16,7 @@ class RagSettings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: str = ".state/rag"  # LanceDB folder of the embedded store (used when weaviate_url is empty)
     store_timeout_s: float = 10.0  # longest one LanceDB query may run
     optimize_after_rows: int = 1000  # LanceDB: unindexed rows that trigger compaction + FTS index refresh
+    settle_after_s: float = 2.0  # LanceDB: quiet time after a collection's last write before that refresh
     vector_index_min_rows: int = 5000  # LanceDB: chunks in a collection before its HNSW vector index is built
     vector_index_ef: int = 64  # LanceDB: HNSW candidates examined per vector query (recall vs speed)
     weaviate_url: str = ""  # e.g. http://weaviate:8080; set it to use Weaviate instead of LanceDB

@@ -35,6 +35,7 @@ def open_store(settings: RagSettings) -> PassageStore:
         timeout_s=settings.store_timeout_s,
         candidate_factor=settings.candidate_factor,
         optimize_after_rows=settings.optimize_after_rows,
+        settle_after_s=settings.settle_after_s,
         vector_index_min_rows=settings.vector_index_min_rows,
         vector_index_ef=settings.vector_index_ef,
     )

@@ -8,7 +8,9 @@ Collection names are validated identifiers, so they are safe as table names.
 
 Each table has a full-text (BM25) index on `text`, built when the table is
 created; rows added later are still searched (LanceDB scans unindexed rows),
-and `optimize()` folds them into the index. Vector search is exact cosine
+and `optimize()` folds them into the index: at once when `optimize_after_rows`
+accumulated, else `settle_after_s` after the collection's last write
+(`settle.py` says why both). Vector search is exact cosine
 until a collection holds `vector_index_min_rows` chunks; then an HNSW index
 (HNSW-FLAT: raw vectors in the graph, no quantisation, one partition) is
 built, because an exact scan costs about 1 ms per 1,000 rows here and runs
@@ -34,6 +36,7 @@ from services.rag.errors import StoreError
 from services.rag.store.base import Passage, SearchMode, StoredChunk, validate_collection
 from services.rag.store.fusion import reciprocal_rank_fusion
 from services.rag.store.lance_rows import PASSAGE_COLUMNS, chunk_row, passage_of, table_schema, with_score
+from services.rag.store.settle import QuietTimer
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -59,6 +62,7 @@ class LanceStore:
         timeout_s: float = 10.0,
         candidate_factor: int = 4,
         optimize_after_rows: int = 1000,
+        settle_after_s: float = 2.0,
         vector_index_min_rows: int = 5000,
         vector_index_ef: int = 64,
     ) -> None:
@@ -71,6 +75,7 @@ class LanceStore:
         self._db: AsyncConnection | None = None
         self._tables: dict[str, AsyncTable] = {}
         self._lock = asyncio.Lock()  # serialises connecting and table creation in this process
+        self._settler = QuietTimer(self._settle, settle_after_s)
 
     async def upsert(self, chunks: Sequence[StoredChunk]) -> None:
         """Insert or replace chunks by `chunk_id`, one merge per collection."""
@@ -106,6 +111,7 @@ class LanceStore:
             result = await table.delete(col("document_id") == lit(document_id))
         except (OSError, RuntimeError, ValueError) as exc:
             raise StoreError(f"removing document chunks in collection {collection!r} failed: {exc}") from exc
+        self._settler.mark(collection)  # deleted rows stay in their fragments until compacted
         # `num_deleted_rows` is missing from LanceDB's type stubs, present at run time.
         return int(getattr(result, "num_deleted_rows"))  # noqa: B009
 
@@ -186,6 +192,21 @@ class LanceStore:
             await self._ensure_vector_index(collection, table)
         except (OSError, RuntimeError, ValueError) as exc:
             _log.warning("lance_optimize_failed", collection=collection, error=str(exc))
+        self._settler.mark(collection)
+
+    async def wait_settled(self) -> None:
+        """Return once the upkeep due after recent writes has run (tests, benchmarks)."""
+        await self._settler.wait()
+
+    async def _settle(self, collection: str) -> None:
+        """Compact a collection and fold every row into its indexes, its writes having gone quiet."""
+        try:
+            table = await self._open(collection)
+            if table is not None:
+                await table.optimize()
+                await self._ensure_vector_index(collection, table)
+        except (OSError, RuntimeError, ValueError) as exc:
+            _log.warning("lance_optimize_failed", collection=collection, error=str(exc))
 
     async def _ensure_vector_index(self, collection: str, table: AsyncTable) -> None:
         """Build the HNSW index once the collection is big enough for exact search to be slow."""
@@ -202,7 +223,8 @@ class LanceStore:
         _log.info("lance_vector_index_built", collection=collection, rows=rows)
 
     async def close(self) -> None:
-        """Drop table handles and close the connection."""
+        """Drop pending upkeep and table handles, and close the connection."""
+        await self._settler.cancel()
         self._tables.clear()
         if self._db is not None:
             self._db.close()  # type: ignore[no-untyped-call]

@@ -80,7 +80,7 @@ async def test_vector_dimension_is_fixed_per_collection(store: LanceStore) -> No
 async def test_new_rows_are_folded_into_the_fts_index(tmp_path: Path) -> None:
     import lancedb
 
-    store = LanceStore(str(tmp_path), optimize_after_rows=3)
+    store = LanceStore(str(tmp_path), optimize_after_rows=3, settle_after_s=3600)  # the threshold alone
     await store.upsert(make_chunks("c", "a", TOPICS[:2]))
     db = await lancedb.connect_async(str(tmp_path))
     table = await db.open_table("c")
@@ -93,6 +93,22 @@ async def test_new_rows_are_folded_into_the_fts_index(tmp_path: Path) -> None:
     assert stats is not None
     assert (stats.num_indexed_rows, stats.num_unindexed_rows) == (4, 0)
     assert await _bm25(store, "c", "glaciers") == ["b:0"]
+    await store.close()
+
+
+async def test_a_collection_settles_once_its_writes_go_quiet(tmp_path: Path) -> None:
+    import lancedb
+
+    store = LanceStore(str(tmp_path), optimize_after_rows=1000, settle_after_s=0.05)
+    for index, topic in enumerate(TOPICS[:4]):  # four uploads: four fragments, none indexed
+        await store.upsert(make_chunks("c", f"d{index}", [topic]))
+    assert await store.delete_document("c", "d0") == 1
+    await store.wait_settled()  # 4 rows are far below the row threshold: only the quiet timer folds them in
+    table = await (await lancedb.connect_async(str(tmp_path))).open_table("c")
+    stats = await table.index_stats("text_idx")
+    assert stats is not None and (stats.num_indexed_rows, stats.num_unindexed_rows) == (3, 0)
+    assert (await table.stats())["fragment_stats"]["num_fragments"] == 1  # compacted, the deletion applied
+    assert await _bm25(store, "c", "glaciers") == ["d2:0"]
     await store.close()
 
 
