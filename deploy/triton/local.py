@@ -7,7 +7,7 @@ files).  Measured facts behind each step: ``/work/shared/notes/triton-on-cpu.md`
 
 As a command (``./dev up`` runs it under honcho)::
 
-    python deploy/triton/local.py --grpc-port 8001 --http-port 8002 \\
+    python -m deploy.triton.local --grpc-port 8001 --http-port 8002 \\
         --metrics-port 8003 --workdir .state/triton
 """
 
@@ -21,7 +21,6 @@ import signal
 import socket
 import subprocess
 import sys
-import sysconfig
 import threading
 import time
 import urllib.error
@@ -31,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+
+from deploy.triton.pytriton_layout import link_backends, server_binary, server_library_env
 
 __all__ = [
     "DEFAULT_MODEL_REPOSITORY",
@@ -44,7 +45,6 @@ __all__ = [
 
 DEFAULT_MODEL_REPOSITORY = Path(__file__).resolve().parent / "models"
 _REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
-_PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def default_onnx_cache_dir() -> Path:
@@ -76,13 +76,6 @@ class TritonOptions:
     log_to_file: bool = True  # server output to <workdir>/tritonserver.log, else inherited
     extra_args: tuple[str, ...] = field(default=())  # more tritonserver flags
     onnx_cache_dir: Path = field(default_factory=default_onnx_cache_dir)  # embed's exported graph
-
-
-def _site_packages() -> Path:
-    """The venv's site-packages (where nvidia-pytriton lives)."""
-    import pytriton
-
-    return Path(pytriton.__file__).resolve().parent.parent
 
 
 class LocalTriton:
@@ -128,38 +121,8 @@ class LocalTriton:
         """The server's process id while it runs."""
         return self._process.pid if self._process is not None else None
 
-    def _backend_directory(self) -> Path:
-        """A backend folder of links: the python backend plus this Python's stub."""
-        server = _site_packages() / "pytriton" / "tritonserver"
-        target = self.options.workdir / "backends" / "python"
-        target.mkdir(parents=True, exist_ok=True)
-        links = {
-            "libtriton_python.so": server / "backends" / "python" / "libtriton_python.so",
-            "triton_python_backend_utils.py": server
-            / "backends"
-            / "python"
-            / "triton_python_backend_utils.py",
-            "triton_python_backend_stub": server
-            / "python_backend_stubs"
-            / _PYTHON_VERSION
-            / "triton_python_backend_stub",
-        }
-        for name, source in links.items():
-            link = target / name
-            if link.is_symlink() or link.exists():
-                link.unlink()
-            link.symlink_to(source)
-        return target.parent
-
     def _environment(self) -> dict[str, str]:
-        env = dict(os.environ)
-        libdir = str(sysconfig.get_config_var("LIBDIR"))
-        libs = [libdir, str(_site_packages() / "nvidia_pytriton.libs")]
-        if env.get("LD_LIBRARY_PATH"):
-            libs.append(env["LD_LIBRARY_PATH"])
-        env["LD_LIBRARY_PATH"] = os.pathsep.join(libs)
-        # The stub runs model.py with the first python3 on PATH: this venv's.
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        env = server_library_env(dict(os.environ))
         env["HF_HUB_OFFLINE"] = "1"
         env["TRANSFORMERS_OFFLINE"] = "1"
         env["TORCHINDUCTOR_CACHE_DIR"] = str(self.options.workdir / "torchinductor")
@@ -173,11 +136,10 @@ class LocalTriton:
     def command(self) -> list[str]:
         """The tritonserver command line."""
         o = self.options
-        binary = _site_packages() / "pytriton" / "tritonserver" / "bin" / "tritonserver"
         return [
-            str(binary),
+            str(server_binary()),
             f"--model-repository={o.model_repository}",
-            f"--backend-directory={self._backend_directory()}",
+            f"--backend-directory={link_backends(o.workdir)}",
             f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
             "--grpc-address=127.0.0.1",
             f"--grpc-port={o.grpc_port}",

@@ -11,7 +11,7 @@ import pytest
 
 from deploy.triton.local import DEFAULT_MODEL_REPOSITORY, LocalTriton, TritonOptions
 
-_LOCAL = Path(__file__).resolve().parents[3] / "deploy" / "triton" / "local.py"
+_ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_command_binds_loopback_with_its_own_backend_dir(tmp_path: Path) -> None:
@@ -61,6 +61,11 @@ def test_each_server_gets_its_own_shared_memory_prefix(tmp_path: Path) -> None:
 
 def test_cli_help() -> None:
     result = subprocess.run(
-        [sys.executable, str(_LOCAL), "--help"], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-m", "deploy.triton.local", "--help"],
+        cwd=_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     assert "--grpc-port" in result.stdout and "--workdir" in result.stdout
