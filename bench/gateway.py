@@ -166,10 +166,7 @@ async def _run() -> dict[str, Any]:
                     index.save(data_dir / "baseline-index")
                     if cached is None:
                         _save_vectors(corpus, index, np.load(data_dir / "baseline-index" / "vectors.npy"))
-                    pids = {name: service.process.pid for name, service in system.services.items()}
-                    pids["triton"] = triton.pid or 0
-                    nats_process = getattr(nats, "_process", None)
-                    pids["nats"] = nats_process.pid if nats_process is not None else 0
+                    pids = system.pids()
                     send = _sender(session, f"{system.gateway_url}/v1/chat")
                     metrics_url = f"http://127.0.0.1:{triton.options.metrics_port}/metrics"
                     counts = _embed_counts(session, metrics_url)

@@ -47,6 +47,7 @@ from typing import Any
 import nats
 from nats.aio.client import Client
 
+from bench.common import process_tree_cpu_s
 from bench.extraction_score import default_dataset_dir, load_dataset
 from deploy.cluster import LocalSystem
 from htmltext.extract import extract_main_text
@@ -315,10 +316,13 @@ async def _embed(client: Client, texts: list[str]) -> list[list[float]]:
     return reply.vectors
 
 
-async def _latency(client: Client, queries: list[str], mode: str = "hybrid") -> dict[str, float]:
+async def _latency(
+    client: Client, queries: list[str], pids: dict[str, int], mode: str = "hybrid"
+) -> dict[str, Any]:
     """Retrieve (k=5) latencies at CONCURRENCY requests in flight ("embed": the query embedding alone).
 
     `queries` holds CONCURRENCY warm-up queries, then LATENCY_QUERIES measured ones, all distinct.
+    Also the CPU each process (`pids`, and this client) spent per measured request.
     """
     latencies: list[float] = []
     pending = iter(range(CONCURRENCY, len(queries)))
@@ -334,15 +338,20 @@ async def _latency(client: Client, queries: list[str], mode: str = "hybrid") -> 
 
     await call(queries[0])  # warm-up: the first query after the fill loads the new indexes
     await asyncio.gather(*(call(q) for q in queries[1:CONCURRENCY]))
+    cpu_before = {name: process_tree_cpu_s(pid) for name, pid in pids.items()}
+    client_before = time.process_time()  # this process alone: the servers are its children
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
     seconds = time.perf_counter() - started
+    cpu = {name: process_tree_cpu_s(pid) - cpu_before[name] for name, pid in pids.items()}
+    cpu["bench_client"] = time.process_time() - client_before
     cuts = statistics.quantiles(latencies, n=100)
     return {
         "retrieve_p50_ms": round(statistics.median(latencies), 2),
         "retrieve_p99_ms": round(cuts[98], 2),
         "retrieve_per_s": round(len(latencies) / seconds, 1),
         "retrieve_concurrency": CONCURRENCY,
+        "cpu_ms_per_request": {name: round(s * 1000 / len(latencies), 2) for name, s in cpu.items()},
     }
 
 
@@ -372,11 +381,15 @@ async def _bench() -> dict[str, Any]:
                 results["stored_chunks"] = TOTAL_CHUNKS
                 per_run = CONCURRENCY + LATENCY_QUERIES
                 fresh = latency_queries(list(truths.values()), 3 * per_run)  # one slice per run
-                results.update(await _latency(client, fresh[:per_run]))
+                hybrid = await _latency(client, fresh[:per_run], system.pids())
+                results["retrieve_cpu_ms"] = {"hybrid": hybrid.pop("cpu_ms_per_request")}
+                results.update(hybrid)
                 for run, part in enumerate(("bm25", "embed"), start=1):  # bus + store; embedding alone
-                    alone = await _latency(client, fresh[run * per_run : (run + 1) * per_run], part)
+                    queries_of_run = fresh[run * per_run : (run + 1) * per_run]
+                    alone = await _latency(client, queries_of_run, system.pids(), part)
                     results[f"retrieve_{part}_p50_ms"] = alone["retrieve_p50_ms"]
                     results[f"retrieve_{part}_p99_ms"] = alone["retrieve_p99_ms"]
+                    results["retrieve_cpu_ms"][part] = alone["cpu_ms_per_request"]
                 _stage("checking the vector index against an exact scan")
                 results["vector_index_recall_at_10"] = await _index_recall(
                     client, system.env["RAG_DATA_DIR"], queries
@@ -443,6 +456,9 @@ def _print(results: dict[str, Any]) -> None:
         f"p50 {results['retrieve_bm25_p50_ms']} ms; inference.embed of the query "
         f"p50 {results['retrieve_embed_p50_ms']} ms"
     )
+    for part, cpu in results["retrieve_cpu_ms"].items():
+        total = round(sum(cpu.values()), 1)
+        print(f"  CPU ms per request, {part}: {total} ({', '.join(f'{k} {v}' for k, v in cpu.items())})")
     print(f"vector index recall@10 against an exact scan: {results['vector_index_recall_at_10']}")
 
 

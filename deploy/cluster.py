@@ -75,6 +75,11 @@ class NatsServer:
         """The client URL."""
         return f"nats://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
     def start(self) -> None:
         """Start (or restart, keeping its JetStream data) and wait until it accepts clients."""
         binary = shutil.which("nats-server", path=str(VENV_BIN)) or "nats-server"
@@ -210,6 +215,12 @@ class LocalSystem:
     data_dir: Path
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+
+    def pids(self) -> dict[str, int]:
+        """Process ids of every running part, by name (services, "triton", "nats")."""
+        pids = {name: service.process.pid for name, service in self.services.items()}
+        pids.update(triton=self.triton.pid or 0, nats=self.nats.pid or 0)
+        return {name: pid for name, pid in pids.items() if pid}
 
     async def restart(self, name: str) -> None:
         """Stop a service (SIGTERM) and start it again, healthy."""

@@ -7,20 +7,17 @@ do not change your scores), and dropping a collection is dropping a table.
 Collection names are validated identifiers, so they are safe as table names.
 
 Each table has a full-text (BM25) index on `text`, built when the table is
-created; rows added later are still searched (LanceDB scans unindexed rows),
-and `optimize()` folds them into the index: at once when `optimize_after_rows`
+created; rows added later are still searched (LanceDB scans unindexed rows)
+until `optimize()` folds them in: at once when `optimize_after_rows`
 accumulated, else `settle_after_s` after the collection's last write
-(`settle.py` says why both). Vector search is exact cosine
-until a collection holds `vector_index_min_rows` chunks; then an HNSW index
-(HNSW-FLAT: raw vectors in the graph, no quantisation, one partition) is
-built, because an exact scan costs about 1 ms per 1,000 rows here and runs
-once per query (10k rows: 10 ms and ~120 queries/s at 16 in flight; with the
-index ~3 ms and ~450 queries/s, recall@10 against exact checked by
-`just bench rag`). Rows added later are scanned exactly until `optimize()`
-folds them into the index too.
-Hybrid search runs BM25 and vector queries concurrently and fuses them with
-reciprocal rank fusion (`fusion.py`). Filters are built with LanceDB's
-expression API (`lancedb.expr`), never by pasting values into SQL.
+(`settle.py` says why both). Vector search is exact cosine until a
+collection holds `vector_index_min_rows` chunks; then an HNSW-FLAT index
+(raw vectors, one partition) is built: an exact scan costs about 1 ms per
+1,000 rows here, the index about 3 ms at 10k rows (recall checked by
+`just bench rag`). Hybrid search runs BM25 and vector queries concurrently
+and fuses them with reciprocal rank fusion (`fusion.py`). Filters are built
+with LanceDB's expression API (`lancedb.expr`), never by pasting values
+into SQL.
 """
 
 from __future__ import annotations
@@ -76,6 +73,8 @@ class LanceStore:
         self._tables: dict[str, AsyncTable] = {}
         self._lock = asyncio.Lock()  # serialises connecting and table creation in this process
         self._settler = QuietTimer(self._settle, settle_after_s)
+        # One upkeep (compaction, index build) at a time per store: two at once conflict in LanceDB.
+        self._upkeep = asyncio.Lock()
 
     async def upsert(self, chunks: Sequence[StoredChunk]) -> None:
         """Insert or replace chunks by `chunk_id`, one merge per collection."""
@@ -177,8 +176,9 @@ class LanceStore:
         for name in (await db.list_tables()).tables:
             table = await self._open(name)
             if table is not None:
-                await table.optimize()
-                await self._ensure_vector_index(name, table)
+                async with self._upkeep:
+                    await table.optimize()
+                    await self._ensure_vector_index(name, table)
 
     async def _maybe_optimize(self, collection: str, table: AsyncTable) -> None:
         """Fold new rows into the indexes once enough accumulated (scanning them is slow).
@@ -186,10 +186,11 @@ class LanceStore:
         The upsert is committed already: a failure here is logged, not raised.
         """
         try:
-            stats = await table.index_stats(_FTS_INDEX)
-            if stats is not None and stats.num_unindexed_rows >= self._optimize_after_rows:
-                await table.optimize()
-            await self._ensure_vector_index(collection, table)
+            async with self._upkeep:
+                stats = await table.index_stats(_FTS_INDEX)
+                if stats is not None and stats.num_unindexed_rows >= self._optimize_after_rows:
+                    await table.optimize()
+                await self._ensure_vector_index(collection, table)
         except (OSError, RuntimeError, ValueError) as exc:
             _log.warning("lance_optimize_failed", collection=collection, error=str(exc))
         self._settler.mark(collection)
@@ -202,9 +203,10 @@ class LanceStore:
         """Compact a collection and fold every row into its indexes, its writes having gone quiet."""
         try:
             table = await self._open(collection)
-            if table is not None:
-                await table.optimize()
-                await self._ensure_vector_index(collection, table)
+            async with self._upkeep:
+                if table is not None:
+                    await table.optimize()
+                    await self._ensure_vector_index(collection, table)
         except (OSError, RuntimeError, ValueError) as exc:
             _log.warning("lance_optimize_failed", collection=collection, error=str(exc))
 
