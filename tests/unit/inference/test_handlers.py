@@ -197,8 +197,10 @@ async def test_embed_with_triton_down_is_unavailable_within_its_deadline(handler
 async def test_embed_requests_are_handled_concurrently(handlers: Handlers) -> None:
     # Triton is down, so each call holds its in-flight slot while it retries: all three at once
     # prove the subscriber does not handle one message at a time (which would defeat batching).
-    request = encode(EmbedRequest(texts=["hello"], timeout_ms=2_000))
-    calls = [asyncio.create_task(_request(handlers.client, EMBED, request)) for _ in range(3)]
+    # Each holds it until its deadline: long enough that a busy machine (the whole suite
+    # running) still sees all three in flight when the stats reply is read.
+    request = encode(EmbedRequest(texts=["hello"], timeout_ms=6_000))
+    calls = [asyncio.create_task(handlers.client.request(EMBED, request, timeout=15.0)) for _ in range(3)]
     deadline = time.monotonic() + REPLY_TIMEOUT_S
     while handlers.models.in_flight < 3:  # the requests arrive over NATS: wait for them
         assert time.monotonic() < deadline, f"only {handlers.models.in_flight} embed call(s) in flight"
@@ -208,5 +210,5 @@ async def test_embed_requests_are_handled_concurrently(handlers: Handlers) -> No
         await _request(handlers.client, INFERENCE_STATS, encode(StatsRequest())), InferenceStats
     )
     assert stats.in_flight == 3 and stats.queued == 0
-    replies: list[ErrorReply] = [decode(data, ErrorReply) for data in await asyncio.gather(*calls)]
+    replies: list[ErrorReply] = [decode(msg.data, ErrorReply) for msg in await asyncio.gather(*calls)]
     assert {reply.code for reply in replies} == {ErrorCode.UNAVAILABLE}
