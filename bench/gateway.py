@@ -61,6 +61,7 @@ from bench.baseline.corpus import (
     store_directly,
 )
 from bench.baseline.documents import DocumentIndex
+from bench.baseline.generator import EMBED_MODEL_DIR, EMBED_PRECISION, load_model_module
 from bench.common import PageServer, dataset_pages, percentile, process_tree_cpu_s, run_load
 from deploy.cluster import LocalSystem, NatsServer, free_port, wait_for_port
 from deploy.triton.local import LocalTriton, TritonOptions
@@ -95,7 +96,6 @@ PROFILE_REPEATS = 7  # sequential calls per context step in the profile
 PROFILE_TIMEOUT_S = 10.0  # one call of the profile
 METRICS_TIMEOUT_S = 5.0  # one read of Triton's Prometheus metrics
 VECTOR_CACHE_DIR = ROOT / ".state" / "bench"  # chunk vectors of an earlier ingestion (git-ignored)
-EMBED_MODEL = "all-MiniLM-L6-v2-int8"  # part of the vector cache key: the embed model's display name
 
 
 def run() -> dict[str, Any]:
@@ -325,7 +325,9 @@ def _batching(before: dict[str, float], after: dict[str, float], chats: int) -> 
 
 
 def _vector_cache_path(corpus: Corpus) -> Path:
-    digest = hashlib.sha256(EMBED_MODEL.encode())
+    # The graph's file name names the model, its precision, the versions and the recipe.
+    graph = load_model_module("onnx_export", EMBED_MODEL_DIR).onnx_file_name(EMBED_PRECISION)
+    digest = hashlib.sha256(graph.encode())
     for chunk in corpus.chunks:
         digest.update(f"{chunk.file_name}\0{chunk.index}\0{chunk.text}\0".encode())
     return VECTOR_CACHE_DIR / f"gateway-vectors-{digest.hexdigest()[:16]}.npy"
