@@ -196,7 +196,7 @@ class LanceStore:
         self._settler.mark(collection)
 
     async def wait_settled(self) -> None:
-        """Return once the upkeep due after recent writes has run (tests, benchmarks)."""
+        """Return once the upkeep due after recent writes has run (tests)."""
         await self._settler.wait()
 
     async def _settle(self, collection: str) -> None:
