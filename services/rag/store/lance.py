@@ -8,16 +8,14 @@ Collection names are validated identifiers, so they are safe as table names.
 
 Each table has a full-text (BM25) index on `text`, built when the table is
 created; rows added later are still searched (LanceDB scans unindexed rows)
-until `optimize()` folds them in: at once when `optimize_after_rows`
-accumulated, else `settle_after_s` after the collection's last write
-(`settle.py` says why both). Vector search is exact cosine until a
-collection holds `vector_index_min_rows` chunks; then an HNSW-FLAT index
-(raw vectors, one partition) is built: an exact scan costs about 1 ms per
-1,000 rows here, the index about 3 ms at 10k rows (recall checked by
-`just bench rag`). Hybrid search runs BM25 and vector queries concurrently
-and fuses them with reciprocal rank fusion (`fusion.py`). Filters are built
-with LanceDB's expression API (`lancedb.expr`), never by pasting values
-into SQL.
+until the table's upkeep folds them in (`lance_upkeep.py`: when, and why).
+Vector search is exact cosine until a collection holds
+`vector_index_min_rows` chunks; then an HNSW-FLAT index (raw vectors, one
+partition) is built: an exact scan costs about 1 ms per 1,000 rows here, the
+index about 3 ms at 10k rows (recall checked by `just bench rag`). Hybrid
+search runs BM25 and vector queries concurrently and fuses them with
+reciprocal rank fusion (`fusion.py`). Filters are built with LanceDB's
+expression API (`lancedb.expr`), never by pasting values into SQL.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ from services.rag.errors import StoreError
 from services.rag.store.base import Passage, SearchMode, StoredChunk, validate_collection
 from services.rag.store.fusion import reciprocal_rank_fusion
 from services.rag.store.lance_rows import PASSAGE_COLUMNS, chunk_row, passage_of, table_schema, with_score
-from services.rag.store.settle import QuietTimer
+from services.rag.store.lance_upkeep import FTS_INDEX, LanceUpkeep
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -45,8 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["LanceStore"]
 
 _log = get_logger(__name__)
-_FTS_INDEX = "text_idx"
-_VECTOR_INDEX = "vector_idx"
 
 
 class LanceStore:
@@ -66,15 +62,16 @@ class LanceStore:
         self._data_dir = data_dir
         self._timeout = timedelta(seconds=timeout_s)
         self._candidate_factor = candidate_factor
-        self._optimize_after_rows = optimize_after_rows
-        self._vector_index_min_rows = vector_index_min_rows
         self._vector_index_ef = vector_index_ef
         self._db: AsyncConnection | None = None
         self._tables: dict[str, AsyncTable] = {}
         self._lock = asyncio.Lock()  # serialises connecting and table creation in this process
-        self._settler = QuietTimer(self._settle, settle_after_s)
-        # One upkeep (compaction, index build) at a time per store: two at once conflict in LanceDB.
-        self._upkeep = asyncio.Lock()
+        self._upkeep = LanceUpkeep(
+            self._open,
+            optimize_after_rows=optimize_after_rows,
+            settle_after_s=settle_after_s,
+            vector_index_min_rows=vector_index_min_rows,
+        )
 
     async def upsert(self, chunks: Sequence[StoredChunk]) -> None:
         """Insert or replace chunks by `chunk_id`, one merge per collection."""
@@ -97,7 +94,7 @@ class LanceStore:
                 )
             except (OSError, RuntimeError, ValueError) as exc:
                 raise StoreError(f"upsert into collection {collection!r} failed: {exc}") from exc
-            await self._maybe_optimize(collection, table)
+            await self._upkeep.written(collection, table)
 
     async def delete_document(self, collection: str, document_id: str) -> int:
         """Delete a document's chunks; return how many there were."""
@@ -110,7 +107,7 @@ class LanceStore:
             result = await table.delete(col("document_id") == lit(document_id))
         except (OSError, RuntimeError, ValueError) as exc:
             raise StoreError(f"removing document chunks in collection {collection!r} failed: {exc}") from exc
-        self._settler.mark(collection)  # deleted rows stay in their fragments until compacted
+        self._upkeep.deleted(collection)
         # `num_deleted_rows` is missing from LanceDB's type stubs, present at run time.
         return int(getattr(result, "num_deleted_rows"))  # noqa: B009
 
@@ -171,62 +168,20 @@ class LanceStore:
                 raise StoreError(f"dropping collection {collection!r} failed: {exc}") from exc
 
     async def optimize(self) -> None:
-        """Compact every table and fold newly added rows into its indexes (run it periodically)."""
+        """Compact every table and fold newly added rows into its indexes now."""
         db = await self._connect()
         for name in (await db.list_tables()).tables:
             table = await self._open(name)
             if table is not None:
-                async with self._upkeep:
-                    await table.optimize()
-                    await self._ensure_vector_index(name, table)
-
-    async def _maybe_optimize(self, collection: str, table: AsyncTable) -> None:
-        """Fold new rows into the indexes once enough accumulated (scanning them is slow).
-
-        The upsert is committed already: a failure here is logged, not raised.
-        """
-        try:
-            async with self._upkeep:
-                stats = await table.index_stats(_FTS_INDEX)
-                if stats is not None and stats.num_unindexed_rows >= self._optimize_after_rows:
-                    await table.optimize()
-                await self._ensure_vector_index(collection, table)
-        except (OSError, RuntimeError, ValueError) as exc:
-            _log.warning("lance_optimize_failed", collection=collection, error=str(exc))
-        self._settler.mark(collection)
+                await self._upkeep.run(name, table)
 
     async def wait_settled(self) -> None:
         """Return once the upkeep due after recent writes has run (tests)."""
-        await self._settler.wait()
-
-    async def _settle(self, collection: str) -> None:
-        """Compact a collection and fold every row into its indexes, its writes having gone quiet."""
-        try:
-            table = await self._open(collection)
-            async with self._upkeep:
-                if table is not None:
-                    await table.optimize()
-                    await self._ensure_vector_index(collection, table)
-        except (OSError, RuntimeError, ValueError) as exc:
-            _log.warning("lance_optimize_failed", collection=collection, error=str(exc))
-
-    async def _ensure_vector_index(self, collection: str, table: AsyncTable) -> None:
-        """Build the HNSW index once the collection is big enough for exact search to be slow."""
-        from lancedb.index import HnswFlat
-
-        if any(index.name == _VECTOR_INDEX for index in await table.list_indices()):
-            return
-        rows = await table.count_rows()
-        if rows < self._vector_index_min_rows:
-            return
-        await table.create_index(
-            "vector", config=HnswFlat(distance_type="cosine", num_partitions=1), name=_VECTOR_INDEX
-        )
-        _log.info("lance_vector_index_built", collection=collection, rows=rows)
+        await self._upkeep.wait()
 
     async def close(self) -> None:
         """Drop pending upkeep and table handles, and close the connection."""
-        await self._settler.cancel()
+        await self._upkeep.cancel()
         self._tables.clear()
         if self._db is not None:
             self._db.close()  # type: ignore[no-untyped-call]
@@ -279,6 +234,7 @@ class LanceStore:
             except ValueError:  # LanceDB's "Table 'x' was not found"
                 return None
             self._tables[name] = table
+            self._upkeep.opened(name)
             return table
 
     async def _open_or_create(self, name: str, dimension: int) -> AsyncTable:
@@ -297,7 +253,7 @@ class LanceStore:
         try:
             table = await db.create_table(name, schema=table_schema(dimension), exist_ok=True)
             if not any(index.index_type == "FTS" for index in await table.list_indices()):
-                await table.create_index("text", config=FTS(), name=_FTS_INDEX)
+                await table.create_index("text", config=FTS(), name=FTS_INDEX)
         except (OSError, RuntimeError, ValueError) as exc:
             raise StoreError(f"could not create the table of collection {name!r}: {exc}") from exc
         return table

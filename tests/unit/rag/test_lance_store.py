@@ -112,6 +112,33 @@ async def test_a_collection_settles_once_its_writes_go_quiet(tmp_path: Path) -> 
     await store.close()
 
 
+async def test_rows_an_earlier_process_left_unindexed_are_settled_on_first_open(tmp_path: Path) -> None:
+    import lancedb
+
+    writer = LanceStore(str(tmp_path), optimize_after_rows=1000, settle_after_s=3600)
+    await writer.upsert(make_chunks("c", "a", TOPICS[:3]))
+    await writer.close()  # stopped before its upkeep was due: the rows stay unindexed
+    table = await (await lancedb.connect_async(str(tmp_path))).open_table("c")
+    stats = await table.index_stats("text_idx")
+    assert stats is not None and stats.num_unindexed_rows == 3
+
+    reader = LanceStore(str(tmp_path), settle_after_s=0.01)
+    assert len(await _bm25(reader, "c", "glaciers")) == 1  # the first use opens the table
+    await reader.wait_settled()
+    await table.checkout_latest()  # type: ignore[no-untyped-call]
+    stats = await table.index_stats("text_idx")
+    assert stats is not None and (stats.num_indexed_rows, stats.num_unindexed_rows) == (3, 0)
+    await reader.close()
+
+    settled_version = await table.version()
+    another = LanceStore(str(tmp_path), settle_after_s=0.01)
+    await _bm25(another, "c", "glaciers")
+    await another.wait_settled()
+    await table.checkout_latest()  # type: ignore[no-untyped-call]
+    assert await table.version() == settled_version  # nothing to settle: nothing written
+    await another.close()
+
+
 async def test_the_vector_index_is_built_at_its_size_and_later_rows_are_still_found(tmp_path: Path) -> None:
     import random
 
