@@ -107,6 +107,30 @@ async def test_upload_becomes_ready_and_its_passage_is_retrieved(
     assert HANDBOOK.find("The boiler room key") >= 0 and best.char_end > best.char_start
 
 
+async def test_the_service_settles_a_collection_once_uploads_stop(
+    bus: Bus, collection: str, system: LocalSystem
+) -> None:
+    import lancedb
+
+    first = await bus.submit(HANDBOOK.encode(), "handbook.md", "text/markdown", collection)
+    second = await bus.submit(
+        b"Plain notes about the weather station.", "notes.txt", "text/plain", collection
+    )
+    for queued in (first, second):
+        assert (await bus.settled(queued.document_id)).state is DocumentState.READY
+    # Read with LanceDB itself: a LanceStore here would do its own upkeep on opening the table.
+    table = await (await lancedb.connect_async(system.env["RAG_DATA_DIR"])).open_table(collection)
+    deadline = asyncio.get_running_loop().time() + SETTLE_TIMEOUT_S
+    while True:  # the service settles the table RAG_SETTLE_AFTER_S after its last write
+        await table.checkout_latest()  # type: ignore[no-untyped-call]
+        stats = await table.index_stats("text_idx")
+        if stats is not None and stats.num_unindexed_rows == 0:
+            break
+        assert asyncio.get_running_loop().time() < deadline, f"still unindexed: {stats}"
+        await asyncio.sleep(0.1)  # the poll interval: index state has no event to await
+    assert stats.num_indexed_rows == await table.count_rows() > 0
+
+
 async def test_same_file_twice_is_one_document(bus: Bus, collection: str, chunk_store: LanceStore) -> None:
     data = HANDBOOK.replace("twelve", "thirteen").encode()
     first, second = await asyncio.gather(
