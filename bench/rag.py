@@ -47,6 +47,7 @@ from typing import Any
 import nats
 from nats.aio.client import Client
 
+from bench.baseline.generator import load_model_module
 from bench.common import process_tree_cpu_s
 from bench.extraction_score import default_dataset_dir, load_dataset
 from deploy.cluster import LocalSystem
@@ -77,15 +78,10 @@ FILLER_WORDS = 60
 SEED = 20261124
 TARGET_P50_MS = 25.0
 NOTES_HYBRID_P50_MS = 16.0  # notes/libraries-measured.md: LanceDB hybrid in-process, 20k rows
-STOP_WORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being below
-    between both but by can could did do does doing down during each few for from further had has have
-    having he her here hers herself him himself his how i if in into is it its itself just me more most my
-    myself no nor not now of off on once only or other our ours ourselves out over own same she should so
-    some such than that the their theirs them themselves then there these they this those through to too
-    under until up very was we were what when where which while who whom why will with would you your
-    yours yourself yourselves also s t""".split()  # noqa: SIM905 (a word list reads best as prose)
-)
+# English function words: the generate model's list without the words it adds for questions
+# ("what does the page say ..."), which a page's own sentence keeps.
+_QUESTION_WORDS = {"page", "pages", "say", "says", "said", "tell", "told"}
+STOP_WORDS: frozenset[str] = load_model_module("lexical_rank").STOP_WORDS - _QUESTION_WORDS
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"\u201d\u2019)]*\s+(?=[\"\u201c\u2018(]?[A-Z0-9])")
 MIN_SENTENCE_WORDS = 8
 _WORD = re.compile(r"\w+(?:[\u2019'.-]\w+)*")

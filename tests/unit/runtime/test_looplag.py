@@ -9,10 +9,14 @@ from collections.abc import Callable
 from runtime.looplag import LoopLagProbe
 
 
-async def _until_samples(probe: LoopLagProbe, count: int) -> None:
+async def _until(condition: Callable[[], bool]) -> None:
     # The probe has no event to wait on (it must stay cheap): poll; pytest-timeout bounds this.
-    while probe.stats().loop_lag_samples < count:  # noqa: ASYNC110
+    while not condition():  # noqa: ASYNC110
         await asyncio.sleep(0.002)
+
+
+async def _until_samples(probe: LoopLagProbe, count: int) -> None:
+    await _until(lambda: probe.stats().loop_lag_samples >= count)
 
 
 async def test_a_blocked_loop_is_measured() -> None:
@@ -37,11 +41,6 @@ async def test_probe_switched_off_reports_nothing() -> None:
     probe.start()
     await probe.stop()
     assert probe.stats().loop_lag_samples == 0
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    while not condition():  # noqa: ASYNC110 - the probe has no event; pytest-timeout bounds this
-        await asyncio.sleep(0.002)
 
 
 async def test_samples_are_bounded() -> None:

@@ -190,10 +190,13 @@ def ensure_onnx_model(cache_dir: Path, folder: Path | None = None, precision: st
 
     ``int8`` is quantised from the fp32 graph, which is exported first if needed.
     """
+    graph = cache_dir / onnx_file_name(precision)
+    if precision != "fp32" and _is_intact(graph):
+        return graph  # the fp32 graph it came from is not needed (nor checked) then
     fp32 = _ensure(cache_dir / onnx_file_name(), lambda temp: export_onnx(temp, folder))
     if precision == "fp32":
         return fp32
-    return _ensure(cache_dir / onnx_file_name(precision), lambda temp: quantize_int8(fp32, temp))
+    return _ensure(graph, lambda temp: quantize_int8(fp32, temp))
 
 
 def _ensure(graph: Path, make: Any) -> Path:
