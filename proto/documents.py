@@ -4,7 +4,9 @@ An upload's bytes go to the `DOCUMENTS_OBJECTS` object store under
 `object_name`; then an `IngestDocument` is published to the durable
 `INGEST` subject with `Nats-Msg-Id` = `document_id`, so a repeated upload is
 deduplicated. rag keeps each document's `DocumentStatus` in the
-`DOCUMENTS_BUCKET` key-value bucket, keyed by `document_id`.
+`DOCUMENTS_BUCKET` key-value bucket, keyed by `document_id`, and which
+embedding model made each collection's vectors (`CollectionVectors`) in
+`COLLECTION_VECTORS_BUCKET`, keyed by the collection.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hashlib
 from proto.common import Message
 
 __all__ = [
+    "CollectionVectors",
     "DeleteDocument",
     "DocumentDeleted",
     "DocumentState",
@@ -79,3 +82,11 @@ class DocumentDeleted(Message, tag="document.deleted"):
 
     document_id: str
     chunks_removed: int
+
+
+class CollectionVectors(Message, tag="collection.vectors"):
+    """The embedding model whose vectors a collection holds (rag's record, one per collection)."""
+
+    collection: str
+    model: str  # the display name inference reports, e.g. "all-MiniLM-L6-v2-int8"
+    dimensions: int

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "CHAT",
+    "COLLECTION_VECTORS_BUCKET",
     "DOCUMENTS_BUCKET",
     "DOCUMENTS_OBJECTS",
     "EMBED",
@@ -57,6 +58,7 @@ INGEST_DEAD_LETTER = "rag.ingest.dead"  # IngestDocument that failed max_deliver
 INGEST_DEAD_STREAM = "RAG_INGEST_DEAD"  # keeps the dead letters
 DOCUMENTS_OBJECTS = "documents"  # object store bucket: raw uploads
 DOCUMENTS_BUCKET = "document-state"  # key-value bucket: DocumentStatus by document id
+COLLECTION_VECTORS_BUCKET = "collection-vectors"  # key-value bucket: CollectionVectors by collection
 
 SCRAPE_CACHE_BUCKET = "scrape-cache"  # key-value bucket: ScrapedPage by normalised URL
 

@@ -6,6 +6,7 @@ from runtime.bus import make_broker
 from runtime.logging import configure_logging
 from runtime.service import ServiceParts, add_health, run_service
 from runtime.settings import load_settings
+from services.rag.collection_models import CollectionModels
 from services.rag.embeddings import BusEmbedder
 from services.rag.handlers import DocumentService, register_handlers
 from services.rag.retrieval import Retriever
@@ -31,10 +32,15 @@ def build(settings: RagSettings) -> ServiceParts:
         max_concurrent_batches=settings.retrieve_concurrency,
     )
     store = open_store(settings)  # connects lazily, on first use
+    models = CollectionModels(store)  # opened with the other buckets, in start_documents
     retriever = Retriever(
-        store, query_embedder, k_max=settings.retrieve_k_max, max_query_chars=settings.max_query_chars
+        store,
+        query_embedder,
+        models,
+        k_max=settings.retrieve_k_max,
+        max_query_chars=settings.max_query_chars,
     )
-    documents = DocumentService(settings, store=store, embedder=document_embedder)
+    documents = DocumentService(settings, store=store, embedder=document_embedder, models=models)
     register_handlers(broker, retriever, documents, settings)
     add_health(broker, "rag")
 

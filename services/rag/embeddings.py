@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import msgspec
 from faststream.nats import NatsBroker
 from nats.errors import Error as NatsError
 
@@ -13,13 +14,20 @@ from proto.inference import EmbedReply, EmbedRequest
 from proto.subjects import EMBED
 from runtime.errors import ServiceError
 
-__all__ = ["BusEmbedder", "EmbeddingUnavailable"]
+__all__ = ["BusEmbedder", "EmbeddingUnavailable", "Embeddings"]
 
 
 class EmbeddingUnavailable(ServiceError):
     """The inference service could not embed (down, overloaded or erroring)."""
 
     code = ErrorCode.UNAVAILABLE
+
+
+class Embeddings(msgspec.Struct, frozen=True):
+    """One vector per text, in order, and the model that made them ("" when there were no texts)."""
+
+    model: str
+    vectors: list[list[float]]
 
 
 class BusEmbedder:
@@ -40,14 +48,18 @@ class BusEmbedder:
         self._timeout_s = timeout_s
         self._slots = asyncio.Semaphore(max_concurrent_batches)
 
-    async def embed(self, texts: Sequence[str], *, timeout_s: float | None = None) -> list[list[float]]:
-        """One vector per text, in order."""
+    async def embed(self, texts: Sequence[str], *, timeout_s: float | None = None) -> Embeddings:
+        """One vector per text, in order, all from one model."""
         timeout = self._timeout_s if timeout_s is None else timeout_s
         batches = [list(texts[i : i + self._batch_size]) for i in range(0, len(texts), self._batch_size)]
-        results = await asyncio.gather(*(self._embed_batch(batch, timeout) for batch in batches))
-        return [vector for batch in results for vector in batch]
+        replies = await asyncio.gather(*(self._embed_batch(batch, timeout) for batch in batches))
+        models = sorted({reply.model for reply in replies})
+        if len(models) > 1:  # a model change while the batches ran: their vectors do not mix
+            raise EmbeddingUnavailable(f"inference answered with two models at once: {models}")
+        vectors = [vector for reply in replies for vector in reply.vectors]
+        return Embeddings(model=models[0] if models else "", vectors=vectors)
 
-    async def _embed_batch(self, texts: list[str], timeout_s: float) -> list[list[float]]:
+    async def _embed_batch(self, texts: list[str], timeout_s: float) -> EmbedReply:
         async with self._slots:
             request = EmbedRequest(texts=texts, timeout_ms=int(timeout_s * 1000), priority=self._priority)
             try:
@@ -61,4 +73,4 @@ class BusEmbedder:
             raise EmbeddingUnavailable(f"inference: {reply.detail}")
         if len(reply.vectors) != len(texts):
             raise EmbeddingUnavailable("inference returned the wrong number of vectors")
-        return reply.vectors
+        return reply

@@ -25,6 +25,7 @@ from runtime.bus import queue_group
 from runtime.errors import ServiceError
 from runtime.jetstream import ensure_stream
 from runtime.logging import get_logger
+from services.rag.collection_models import CollectionModels
 from services.rag.deletion import delete_document
 from services.rag.documents import DocumentStates, open_document_buckets
 from services.rag.errors import InvalidCollectionName, StoreError
@@ -66,10 +67,13 @@ def ingest_consumer_config(settings: RagSettings) -> ConsumerConfig:
 class DocumentService:
     """Ingestion and deletion, once connected to JetStream (`start`, at service start-up)."""
 
-    def __init__(self, settings: RagSettings, *, store: PassageStore, embedder: Embedder) -> None:
+    def __init__(
+        self, settings: RagSettings, *, store: PassageStore, embedder: Embedder, models: CollectionModels
+    ) -> None:
         self._settings = settings
         self._store = store
         self._embedder = embedder
+        self._models = models
         self._pool: ParsePool | None = None
         self._ingestor: Ingestor | None = None
         self._states: DocumentStates | None = None
@@ -83,12 +87,14 @@ class DocumentService:
         # Create, or update to the current settings (ack wait, max deliver) if it exists.
         await js.add_consumer(INGEST_STREAM, ingest_consumer_config(self._settings))
         kv, self._objects = await open_document_buckets(js)
+        await self._models.start(js)
         self._states = DocumentStates(kv)
         self._pool = ParsePool(self._settings)
         self._ingestor = Ingestor(
             self._settings,
             store=self._store,
             embedder=self._embedder,
+            models=self._models,
             pool=self._pool,
             states=self._states,
             objects=self._objects,

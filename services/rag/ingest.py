@@ -29,8 +29,9 @@ from proto.documents import DocumentState, DocumentStatus, IngestDocument
 from proto.subjects import INGEST_DEAD_LETTER
 from runtime.logging import get_logger
 from services.rag.chunking import Chunk
+from services.rag.collection_models import CollectionModels
 from services.rag.documents import DocumentStates, UploadMissing, read_upload
-from services.rag.embeddings import EmbeddingUnavailable
+from services.rag.embeddings import Embeddings, EmbeddingUnavailable
 from services.rag.errors import RagError, StoreError
 from services.rag.parse_pool import ParsePool, ParseTimeout, ParseWorkerDied
 from services.rag.store import PassageStore, StoredChunk
@@ -59,8 +60,8 @@ _log = get_logger(__name__)
 class Embedder(Protocol):
     """What ingestion needs from the embedder (`BusEmbedder`)."""
 
-    async def embed(self, texts: Sequence[str], *, timeout_s: float | None = None) -> list[list[float]]:
-        """One unit vector per text, in order."""
+    async def embed(self, texts: Sequence[str], *, timeout_s: float | None = None) -> Embeddings:
+        """One unit vector per text, in order, and the model that made them."""
         ...
 
 
@@ -97,6 +98,7 @@ class Ingestor:
         *,
         store: PassageStore,
         embedder: Embedder,
+        models: CollectionModels,
         pool: ParsePool,
         states: DocumentStates,
         objects: ObjectStore,
@@ -105,6 +107,7 @@ class Ingestor:
         self._settings = settings
         self._store = store
         self._embedder = embedder
+        self._models = models
         self._pool = pool
         self._states = states
         self._objects = objects
@@ -165,8 +168,10 @@ class Ingestor:
         except Exception as exc:  # a parser bug on this input: it would fail again on every try
             _log.error("parser_crashed", document_id=request.document_id, exc_info=exc)
             raise _PermanentFailure(f"the document could not be parsed ({type(exc).__name__})") from exc
-        vectors = await self._embedder.embed([chunk.text for chunk in chunks])
-        pairs = zip(chunks, vectors, strict=True)
+        embedded = await self._embedder.embed([chunk.text for chunk in chunks])
+        if embedded.vectors:  # a collection holds the vectors of one model only
+            await self._models.claim(request.collection, embedded.model, len(embedded.vectors[0]))
+        pairs = zip(chunks, embedded.vectors, strict=True)
         stored = [_stored(chunk, request.collection, vector) for chunk, vector in pairs]
         await self._store_exactly(request, stored)
         return len(stored)

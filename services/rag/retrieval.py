@@ -14,6 +14,7 @@ from proto.common import ErrorCode
 from proto.context import Passage, RetrieveReply, RetrieveRequest
 from runtime.errors import ServiceError
 from runtime.logging import get_logger
+from services.rag.collection_models import CollectionModels, ModelMismatch
 from services.rag.embeddings import BusEmbedder
 from services.rag.errors import StoreError
 from services.rag.store import Passage as FoundPassage
@@ -51,10 +52,17 @@ class Retriever:
     """Answers retrieve requests from one passage store."""
 
     def __init__(
-        self, store: PassageStore, embedder: BusEmbedder, *, k_max: int, max_query_chars: int = 8_000
+        self,
+        store: PassageStore,
+        embedder: BusEmbedder,
+        models: CollectionModels,
+        *,
+        k_max: int,
+        max_query_chars: int = 8_000,
     ) -> None:
         self._store = store
         self._embedder = embedder
+        self._models = models
         self._k_max = k_max
         self._max_query_chars = max_query_chars
 
@@ -104,9 +112,11 @@ class Retriever:
         self, request: RetrieveRequest, mode: SearchMode, *, embed_timeout_s: float
     ) -> list[FoundPassage]:
         vector: list[float] = []
-        if mode is not SearchMode.BM25:
-            vector = (await self._embedder.embed([request.query], timeout_s=embed_timeout_s))[0]
         try:
+            if mode is not SearchMode.BM25:
+                embedded = await self._embedder.embed([request.query], timeout_s=embed_timeout_s)
+                await self._models.check(request.collection, embedded.model)
+                vector = embedded.vectors[0]
             return await self._store.search(
                 request.collection,
                 text=request.query,
@@ -115,5 +125,5 @@ class Retriever:
                 mode=mode,
                 document_ids=request.document_ids,
             )
-        except StoreError as exc:
+        except (ModelMismatch, StoreError) as exc:
             raise ServiceError(exc.detail, code=ErrorCode.UNAVAILABLE) from exc

@@ -19,6 +19,14 @@ from proto.context import (
     ScrapeRequest,
     UrlError,
 )
+from proto.documents import (
+    CollectionVectors,
+    DeleteDocument,
+    DocumentDeleted,
+    DocumentState,
+    DocumentStatus,
+    IngestDocument,
+)
 from proto.health import HealthReply, HealthRequest
 from proto.inference import (
     CancelGenerate,
@@ -58,6 +66,28 @@ EXAMPLES: list[Message] = [
     EmbedReply(vectors=[[0.1, 0.2]], model="all-MiniLM-L6-v2", dimensions=2),
     ImageRequest(prompt="a cat", width=64, height=64),
     ImageReply(png=b"\x89PNG\r\n", model="placeholder-image"),
+    IngestDocument(
+        document_id="d1",
+        collection="c",
+        file_name="a.pdf",
+        content_type="application/pdf",
+        object_name="d1",
+        sha256="ab" * 32,
+        size=10,
+    ),
+    DocumentStatus(
+        document_id="d1",
+        collection="c",
+        file_name="a.pdf",
+        content_type="application/pdf",
+        size=10,
+        sha256="ab" * 32,
+        state=DocumentState.FAILED,
+        reason="encrypted PDF",
+    ),
+    DeleteDocument(document_id="d1", collection="c"),
+    DocumentDeleted(document_id="d1", chunks_removed=3),
+    CollectionVectors(collection="c", model="all-MiniLM-L6-v2-int8", dimensions=384),
     HealthRequest(),
     HealthReply(service="inference", ready=True, checks={"triton": True}),
     ErrorReply(code="bad_request", detail="prompt is empty", service="inference"),

@@ -18,10 +18,25 @@ from nats.js.object_store import ObjectStore
 from deploy.cluster import LocalSystem
 from proto.common import ErrorReply, decode, encode
 from proto.context import RetrieveReply, RetrieveRequest
-from proto.documents import DeleteDocument, DocumentDeleted, DocumentState, DocumentStatus, IngestDocument
-from proto.subjects import DOCUMENT_DELETE, INGEST_DEAD_LETTER, RETRIEVE
+from proto.documents import (
+    CollectionVectors,
+    DeleteDocument,
+    DocumentDeleted,
+    DocumentState,
+    DocumentStatus,
+    IngestDocument,
+)
+from proto.inference import EmbedReply, EmbedRequest
+from proto.subjects import (
+    COLLECTION_VECTORS_BUCKET,
+    DOCUMENT_DELETE,
+    EMBED,
+    INGEST_DEAD_LETTER,
+    RETRIEVE,
+)
 from services.rag.documents import DocumentStates, open_document_buckets, wait_for_state
 from services.rag.ingest import FAILURE_REASON_HEADER
+from services.rag.store import StoredChunk
 from services.rag.store.lance import LanceStore
 from services.rag.upload import submit_document
 
@@ -60,12 +75,22 @@ class Bus:
     async def settled(self, document_id: str) -> DocumentStatus:
         return await wait_for_state(self.kv, document_id, timeout_s=SETTLE_TIMEOUT_S)
 
-    async def retrieve(self, query: str, collection: str, k: int = 5) -> RetrieveReply:
-        request = RetrieveRequest(query=query, collection=collection, k=k)
-        reply = await self.client.request(RETRIEVE, encode(request), timeout=10)
-        answer: RetrieveReply | ErrorReply = decode(reply.data, RetrieveReply | ErrorReply)
+    async def retrieve(self, query: str, collection: str, k: int = 5, mode: str = "hybrid") -> RetrieveReply:
+        answer = await self.ask_retrieve(query, collection, k, mode)
         assert isinstance(answer, RetrieveReply), answer
         return answer
+
+    async def ask_retrieve(
+        self, query: str, collection: str, k: int = 5, mode: str = "hybrid"
+    ) -> RetrieveReply | ErrorReply:
+        request = RetrieveRequest(query=query, collection=collection, k=k, mode=mode)
+        reply = await self.client.request(RETRIEVE, encode(request), timeout=10)
+        answer: RetrieveReply | ErrorReply = decode(reply.data, RetrieveReply | ErrorReply)
+        return answer
+
+    async def collection_model(self, collection: str) -> CollectionVectors:
+        kv = await self.client.jetstream().key_value(COLLECTION_VECTORS_BUCKET)
+        return decode((await kv.get(collection)).value or b"", CollectionVectors)
 
 
 @pytest.fixture
@@ -105,6 +130,50 @@ async def test_upload_becomes_ready_and_its_passage_is_retrieved(
     assert "grey lockbox" in best.text
     assert best.heading_path == ["Field handbook", "Boiler"]
     assert HANDBOOK.find("The boiler room key") >= 0 and best.char_end > best.char_start
+
+    # The collection records the model inference embedded it with.
+    response = await bus.client.request(EMBED, encode(EmbedRequest(texts=["a"])), timeout=30)
+    embed_model = decode(response.data, EmbedReply).model
+    assert await bus.collection_model(collection) == CollectionVectors(
+        collection=collection, model=embed_model, dimensions=384
+    )
+
+
+async def test_a_collection_of_another_models_vectors_refuses_vector_search_and_uploads(
+    bus: Bus, collection: str, chunk_store: LanceStore
+) -> None:
+    # A collection ingested when `embed` ran another model (say fp32, before the switch to int8).
+    old = CollectionVectors(collection=collection, model="all-MiniLM-L6-v2-old", dimensions=384)
+    kv = await bus.client.jetstream().key_value(COLLECTION_VECTORS_BUCKET)
+    await kv.put(collection, encode(old))
+    text = "The boiler room key is kept in the grey lockbox."
+    chunk = StoredChunk(
+        chunk_id="old-0",
+        document_id="old",
+        collection=collection,
+        file_name="old.txt",
+        index=0,
+        text=text,
+        page=None,
+        heading_path=(),
+        char_start=0,
+        char_end=len(text),
+        vector=[1 / 384**0.5] * 384,
+    )
+    await chunk_store.upsert([chunk])
+
+    refused = await bus.ask_retrieve("where is the boiler room key", collection)
+    assert isinstance(refused, ErrorReply) and refused.code == "unavailable"
+    assert "'all-MiniLM-L6-v2-old'" in refused.detail and "mode 'bm25'" in refused.detail
+    keyword = await bus.retrieve("where is the boiler room key", collection, mode="bm25")
+    assert [p.document_id for p in keyword.passages] == ["old"]
+
+    queued = await bus.submit(HANDBOOK.encode(), "handbook.md", "text/markdown", collection)
+    failed = await bus.settled(queued.document_id)
+    assert failed.state is DocumentState.FAILED and failed.attempts == 1
+    assert "'all-MiniLM-L6-v2-old'" in failed.reason
+    assert await chunk_store.count(collection, queued.document_id) == 0
+    assert await bus.collection_model(collection) == old
 
 
 async def test_the_service_settles_a_collection_once_uploads_stop(

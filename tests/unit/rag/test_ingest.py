@@ -29,8 +29,9 @@ from proto.streams import INGEST_STREAM_CONFIG
 from proto.subjects import INGEST, INGEST_DEAD_LETTER, INGEST_STREAM
 from runtime.jetstream import ensure_stream
 from services.rag.chunking import chunk_id_for
+from services.rag.collection_models import CollectionModels
 from services.rag.documents import DocumentStates, open_document_buckets
-from services.rag.embeddings import EmbeddingUnavailable
+from services.rag.embeddings import Embeddings, EmbeddingUnavailable
 from services.rag.handlers import INGEST_DURABLE, ingest_consumer_config
 from services.rag.ingest import FAILURE_REASON_HEADER, Ingestor, IngestOutcome
 from services.rag.parse_pool import ParsePool
@@ -44,17 +45,18 @@ TEXT = b"Ingestion notes.\n\nThe ferry leaves the harbour at seven and returns a
 
 
 class ScriptedEmbedder:
-    """Deterministic 8-d unit vectors; the first `failures` calls raise EmbeddingUnavailable."""
+    """Deterministic 8-d unit vectors of `model`; the first `failures` calls raise EmbeddingUnavailable."""
 
-    def __init__(self, failures: int = 0) -> None:
+    def __init__(self, failures: int = 0, model: str = "scripted-8d") -> None:
         self.failures = failures
+        self.model = model
         self.calls = 0
 
-    async def embed(self, texts: Sequence[str], *, timeout_s: float | None = None) -> list[list[float]]:
+    async def embed(self, texts: Sequence[str], *, timeout_s: float | None = None) -> Embeddings:
         self.calls += 1
         if self.calls <= self.failures:
             raise EmbeddingUnavailable("inference did not embed (TimeoutError)")
-        return [_unit_vector(text) for text in texts]
+        return Embeddings(model=self.model, vectors=[_unit_vector(text) for text in texts])
 
 
 def _unit_vector(text: str) -> list[float]:
@@ -71,12 +73,14 @@ class Rig:
     settings: RagSettings
     store: LanceStore
     pool: ParsePool
+    models: CollectionModels
 
     def ingestor(self, embedder: ScriptedEmbedder, objects: ObjectStore) -> Ingestor:
         return Ingestor(
             self.settings,
             store=self.store,
             embedder=embedder,
+            models=self.models,
             pool=self.pool,
             states=DocumentStates(self.kv),
             objects=objects,
@@ -106,8 +110,10 @@ async def rig(tmp_path: Path, parse_pool: ParsePool) -> AsyncIterator[Rig]:
     await ensure_stream(js, INGEST_STREAM_CONFIG)
     kv, _ = await open_document_buckets(js)
     store = LanceStore(settings.data_dir)
+    models = CollectionModels(store)
+    await models.start(js)
     try:
-        yield Rig(client, js, kv, settings, store, parse_pool)
+        yield Rig(client, js, kv, settings, store, parse_pool, models)
     finally:
         await store.close()
         await client.close()
@@ -251,3 +257,17 @@ async def test_a_document_whose_tries_all_crashed_ends_failed(rig: Rig) -> None:
     failed = await DocumentStates(rig.kv).get(document_id)
     assert failed is not None and failed.state is DocumentState.FAILED
     assert failed.reason == "gave up after 2 tries: the last one was interrupted"
+
+
+async def test_a_document_embedded_by_another_model_fails_with_the_reason(rig: Rig) -> None:
+    _, objects = await open_document_buckets(rig.js)
+    await _submit(rig, TEXT, "notes.txt", "text/plain")
+    assert await _deliver(rig, rig.ingestor(ScriptedEmbedder(), objects)) == IngestOutcome.READY
+    # The embed model changed (say int8 -> fp32) while the collection still holds the old vectors.
+    later = await _submit(rig, b"Another note about the harbour ferry.", "later.txt", "text/plain")
+    other_model = rig.ingestor(ScriptedEmbedder(model="another"), objects)
+    assert await _deliver(rig, other_model) == IngestOutcome.FAILED
+    failed = await DocumentStates(rig.kv).get(later)
+    assert failed is not None and failed.state is DocumentState.FAILED and failed.attempts == 1
+    assert "'scripted-8d'" in failed.reason and "'another'" in failed.reason
+    assert await rig.store.count(COLLECTION, later) == 0  # nothing of the other model was written

@@ -13,7 +13,8 @@ import pytest
 
 from proto.common import ErrorCode
 from proto.context import RetrieveRequest
-from services.rag.embeddings import BusEmbedder
+from services.rag.collection_models import CollectionModels
+from services.rag.embeddings import BusEmbedder, Embeddings
 from services.rag.retrieval import InvalidRetrieveRequest, Retriever, RetrieveTimeout
 from services.rag.store import Passage, PassageStore, SearchMode
 
@@ -40,10 +41,17 @@ class Embedder:
         if not stuck:
             self._release.set()
 
-    async def embed(self, texts: Sequence[str], *, timeout_s: float | None = None) -> list[list[float]]:
+    async def embed(self, texts: Sequence[str], *, timeout_s: float | None = None) -> Embeddings:
         self.calls += 1
         await self._release.wait()
-        return [[1.0, 0.0] for _ in texts]
+        return Embeddings(model="m", vectors=[[1.0, 0.0] for _ in texts])
+
+
+class Models:
+    """Every collection's vectors are of the query's model (test_collection_models.py checks the record)."""
+
+    async def check(self, collection: str, model: str) -> None:
+        return None
 
 
 class Store:
@@ -61,7 +69,13 @@ class Store:
 
 
 def _retriever(embedder: Embedder, store: Store) -> Retriever:
-    return Retriever(cast(PassageStore, store), cast(BusEmbedder, embedder), k_max=10, max_query_chars=100)
+    return Retriever(
+        cast(PassageStore, store),
+        cast(BusEmbedder, embedder),
+        cast(CollectionModels, Models()),
+        k_max=10,
+        max_query_chars=100,
+    )
 
 
 @pytest.mark.parametrize(
