@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from nats.errors import Error as NatsError
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
@@ -105,6 +106,8 @@ class CollectionModels:
             entry = await self._bucket().get(collection)
         except KeyNotFoundError:  # also KeyDeletedError, its subclass
             recorded, revision = None, None
+        except (NatsError, TimeoutError) as exc:  # JetStream unreachable: a retry may succeed
+            raise StoreError(f"the model record of collection {collection!r} is unreadable: {exc!r}") from exc
         else:
             recorded, revision = _model(entry.value), entry.revision
         self._remember(collection, recorded)

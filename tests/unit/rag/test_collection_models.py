@@ -27,6 +27,7 @@ COLLECTION = "team-a"
 class Rig:
     js: JetStreamContext
     store: LanceStore
+    server: NatsServer
 
     async def replica(self) -> CollectionModels:
         """Another rag replica's view of the records (its own cache)."""
@@ -63,7 +64,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     client = await nats.connect(server.url)
     store = LanceStore(str(tmp_path / "lance"))
     try:
-        yield Rig(client.jetstream(), store)
+        yield Rig(client.jetstream(timeout=1.0), store, server)
     finally:
         await store.close()
         await client.close()
@@ -127,3 +128,10 @@ async def test_a_replica_sees_a_record_another_replica_moved(rig: Rig) -> None:
 async def test_before_start_the_record_is_unavailable(rig: Rig) -> None:
     with pytest.raises(StoreError, match="starting"):
         await CollectionModels(rig.store).check(COLLECTION, "model-a")
+
+
+async def test_jetstream_gone_is_a_store_error_that_can_be_retried(rig: Rig) -> None:
+    models = await rig.replica()
+    rig.server.stop()
+    with pytest.raises(StoreError, match="unreadable"):
+        await models.check(COLLECTION, "model-a")
