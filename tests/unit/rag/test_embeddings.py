@@ -1,0 +1,87 @@
+"""`BusEmbedder` on a real nats-server, answered by a scripted `inference.embed` responder.
+
+The real inference service and Triton answer it in tests/integration/test_rag_ingest.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import nats
+import pytest
+from faststream.nats import NatsBroker
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from deploy.cluster import NatsServer
+from proto.common import ErrorReply, decode, encode
+from proto.inference import EmbedReply, EmbedRequest
+from proto.subjects import EMBED
+from runtime.bus import make_broker
+from services.rag.embeddings import BusEmbedder, EmbeddingUnavailable
+
+
+@pytest.fixture(scope="module")
+def own_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    server = NatsServer(Path(tmp_path_factory.mktemp("embed-nats")))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def broker(own_nats: NatsServer) -> AsyncIterator[NatsBroker]:
+    bus = make_broker(own_nats.url, "rag-test")
+    await bus.connect()
+    yield bus
+    await bus.stop()
+
+
+@pytest.fixture
+async def responder(own_nats: NatsServer) -> AsyncIterator[Client]:
+    client = await nats.connect(own_nats.url)
+    yield client
+    await client.close()
+
+
+async def _answer(client: Client, models: Iterator[str]) -> None:
+    """Reply to each embed request with one vector per text ([length of the text]) from the next model."""
+
+    async def reply(message: Msg) -> None:
+        request = decode(message.data, EmbedRequest)
+        model = next(models)
+        answer = (
+            ErrorReply(code="unavailable", detail="triton is down")
+            if model == "error"
+            else EmbedReply(vectors=[[float(len(t))] for t in request.texts], model=model, dimensions=1)
+        )
+        await message.respond(encode(answer))
+
+    await client.subscribe(EMBED, cb=reply)
+    await client.flush()
+
+
+def _embedder(broker: NatsBroker) -> BusEmbedder:
+    return BusEmbedder(broker, batch_size=2, timeout_s=5, max_concurrent_batches=2)
+
+
+async def test_batches_come_back_in_order_with_their_model(broker: NatsBroker, responder: Client) -> None:
+    await _answer(responder, itertools.repeat("model-a"))
+    embedded = await _embedder(broker).embed(["a", "bb", "ccc", "dddd", "eeeee"])
+    assert embedded.model == "model-a"
+    assert embedded.vectors == [[1.0], [2.0], [3.0], [4.0], [5.0]]
+    assert (await _embedder(broker).embed([])).vectors == []
+
+
+async def test_batches_of_two_models_are_refused(broker: NatsBroker, responder: Client) -> None:
+    await _answer(responder, itertools.cycle(["model-a", "model-b"]))
+    with pytest.raises(EmbeddingUnavailable, match="two models"):
+        await _embedder(broker).embed(["a", "bb", "ccc"])
+
+
+async def test_an_error_reply_is_unavailable_with_its_detail(broker: NatsBroker, responder: Client) -> None:
+    await _answer(responder, itertools.repeat("error"))
+    with pytest.raises(EmbeddingUnavailable, match="triton is down"):
+        await _embedder(broker).embed(["a"])
