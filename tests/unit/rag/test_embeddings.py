@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import nats
@@ -23,27 +24,25 @@ from runtime.bus import make_broker
 from services.rag.embeddings import BusEmbedder, EmbeddingUnavailable
 
 
-@pytest.fixture(scope="module")
-def own_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    server = NatsServer(Path(tmp_path_factory.mktemp("embed-nats")))
+@dataclass
+class Bus:
+    broker: NatsBroker  # what BusEmbedder sends on
+    responder: Client  # plays the inference service
+
+
+@pytest.fixture
+async def bus(tmp_path: Path) -> AsyncIterator[Bus]:
+    server = NatsServer(tmp_path / "nats")
     server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def broker(own_nats: NatsServer) -> AsyncIterator[NatsBroker]:
-    bus = make_broker(own_nats.url, "rag-test")
-    await bus.connect()
-    yield bus
-    await bus.stop()
-
-
-@pytest.fixture
-async def responder(own_nats: NatsServer) -> AsyncIterator[Client]:
-    client = await nats.connect(own_nats.url)
-    yield client
-    await client.close()
+    broker = make_broker(server.url, "rag-test")
+    await broker.connect()
+    responder = await nats.connect(server.url)
+    try:
+        yield Bus(broker, responder)
+    finally:
+        await responder.close()
+        await broker.stop()
+        server.stop()
 
 
 async def _answer(client: Client, models: Iterator[str]) -> None:
@@ -67,21 +66,21 @@ def _embedder(broker: NatsBroker) -> BusEmbedder:
     return BusEmbedder(broker, batch_size=2, timeout_s=5, max_concurrent_batches=2)
 
 
-async def test_batches_come_back_in_order_with_their_model(broker: NatsBroker, responder: Client) -> None:
-    await _answer(responder, itertools.repeat("model-a"))
-    embedded = await _embedder(broker).embed(["a", "bb", "ccc", "dddd", "eeeee"])
+async def test_batches_come_back_in_order_with_their_model(bus: Bus) -> None:
+    await _answer(bus.responder, itertools.repeat("model-a"))
+    embedded = await _embedder(bus.broker).embed(["a", "bb", "ccc", "dddd", "eeeee"])
     assert embedded.model == "model-a"
     assert embedded.vectors == [[1.0], [2.0], [3.0], [4.0], [5.0]]
-    assert (await _embedder(broker).embed([])).vectors == []
+    assert (await _embedder(bus.broker).embed([])).vectors == []
 
 
-async def test_batches_of_two_models_are_refused(broker: NatsBroker, responder: Client) -> None:
-    await _answer(responder, itertools.cycle(["model-a", "model-b"]))
+async def test_batches_of_two_models_are_refused(bus: Bus) -> None:
+    await _answer(bus.responder, itertools.cycle(["model-a", "model-b"]))
     with pytest.raises(EmbeddingUnavailable, match="two models"):
-        await _embedder(broker).embed(["a", "bb", "ccc"])
+        await _embedder(bus.broker).embed(["a", "bb", "ccc"])
 
 
-async def test_an_error_reply_is_unavailable_with_its_detail(broker: NatsBroker, responder: Client) -> None:
-    await _answer(responder, itertools.repeat("error"))
+async def test_an_error_reply_is_unavailable_with_its_detail(bus: Bus) -> None:
+    await _answer(bus.responder, itertools.repeat("error"))
     with pytest.raises(EmbeddingUnavailable, match="triton is down"):
-        await _embedder(broker).embed(["a"])
+        await _embedder(bus.broker).embed(["a"])
