@@ -10,9 +10,10 @@ and the state says `ready`.
 Idempotent: chunk ids are `chunk_id_for(document_id, index)` and writes are
 upserts, so a redelivered message overwrites instead of duplicating, and a
 document already `ready` is acked at once. Failures are of two kinds: the
-uploader's (unparseable, unsupported, missing upload) fail the document at
-once; ours (inference down, store error, a parse worker that died) are
-retried with exponential backoff (`nak(delay)`) until the last delivery.
+uploader's (unparseable, unsupported, missing upload, a collection that holds
+another embedding model's vectors) fail the document at once; ours
+(inference down, store error, a parse worker that died) are retried with
+exponential backoff (`nak(delay)`) until the last delivery.
 Either way a failed document ends `failed` with its reason and its message
 is published on the dead-letter subject before the original is acked.
 """
