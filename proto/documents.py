@@ -1,10 +1,11 @@
 """Documents: durable ingestion of uploads, their state, and deletion.
 
 An upload's bytes go to the `DOCUMENTS_OBJECTS` object store under
-`object_name`; then an `IngestDocument` is published to the durable
-`INGEST` subject with `Nats-Msg-Id` = `document_id`, so a repeated upload is
-deduplicated. rag keeps each document's `DocumentStatus` in the
-`DOCUMENTS_BUCKET` key-value bucket, keyed by `document_id`, and which
+`object_name`, its `DocumentStatus` (`queued`) to the `DOCUMENTS_BUCKET`
+key-value bucket, keyed by `document_id` (created only if absent, so the same
+file uploaded twice at once is queued once); then an `IngestDocument` is
+published to the durable `INGEST` subject with the `Nats-Msg-Id` of
+`ingest_message_id`. rag moves the state along as it ingests, and keeps which
 embedding model made each collection's vectors (`CollectionVectors`) in
 `COLLECTION_VECTORS_BUCKET`, keyed by the collection.
 """
@@ -24,6 +25,7 @@ __all__ = [
     "DocumentStatus",
     "IngestDocument",
     "document_id_for",
+    "ingest_message_id",
 ]
 
 
@@ -39,6 +41,16 @@ class DocumentState(enum.StrEnum):
 def document_id_for(collection: str, sha256: str) -> str:
     """The id of a file's content in a collection: the same file twice is one document."""
     return hashlib.sha256(f"{collection}\n{sha256}".encode()).hexdigest()[:32]
+
+
+def ingest_message_id(document_id: str, state_revision: int) -> str:
+    """The `Nats-Msg-Id` of an ingest message: the document and the revision of its `queued` state.
+
+    Each upload that queues a document writes a new state revision (the first
+    upload, a retry after `failed`, an upload after a delete), so each gets a
+    message JetStream keeps; a repeated publish of one upload is dropped.
+    """
+    return f"{document_id}.{state_revision}"
 
 
 class IngestDocument(Message, tag="ingest.document"):

@@ -3,23 +3,31 @@
 The contract with rag is `proto/documents.py`: the bytes go to the
 `DOCUMENTS_OBJECTS` object store under the document id, its `DocumentStatus`
 to the `DOCUMENTS_BUCKET` key-value bucket, and an `IngestDocument` to the
-durable `INGEST` stream with `Nats-Msg-Id` = document id. The same file
-uploaded twice to one collection is one document: a second upload returns
-the first one's state (unless it failed, then it is queued again).
+durable `INGEST` stream. The same file uploaded twice to one collection is
+one document: a second upload returns the first one's state (unless it
+failed, then it is queued again).
+
+The state is the gate: an upload queues a document only by creating its
+state (or, for a failed one, by replacing exactly the state it read), so of
+two uploads of one file at once, one queues it. The message's `Nats-Msg-Id`
+names that state's revision (`ingest_message_id`): unique to each upload
+that queues the document, so JetStream's duplicate window never swallows a
+retry or an upload after a delete.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
-import uuid
 
+import msgspec
 from faststream.nats import NatsBroker
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
@@ -32,6 +40,7 @@ from proto.documents import (
     DocumentStatus,
     IngestDocument,
     document_id_for,
+    ingest_message_id,
 )
 from proto.streams import INGEST_STREAM_CONFIG
 from proto.subjects import DOCUMENT_DELETE, DOCUMENTS_BUCKET, DOCUMENTS_OBJECTS, INGEST, RETRIEVE
@@ -71,7 +80,7 @@ class DocumentService:
         sha256 = await asyncio.to_thread(lambda: hashlib.sha256(upload.data).hexdigest())
         document_id = document_id_for(upload.collection, sha256)
         js, states, objects = await self._buckets()
-        existing = await self._read(states, document_id)
+        existing, revision = await self._read_entry(states, document_id)
         if existing is not None and existing.state is not DocumentState.FAILED:
             return existing, False
         now = time.time()
@@ -96,19 +105,42 @@ class DocumentService:
             sha256=sha256,
             size=len(upload.data),
         )
+        queued: int | None = None  # the revision of the `queued` state this upload wrote
         try:
             async with asyncio.timeout(self._timeout_s):
                 await objects.put(document_id, upload.data)
-                await states.put(document_id, encode(status))
-                await js.publish(
-                    INGEST,
-                    encode(ingest),
-                    headers={"Nats-Msg-Id": _message_id(document_id, retry=existing is not None)},
-                )
+                record = encode(status)
+                if revision is None:  # no state (or a deleted one): create it, or lose to a twin
+                    queued = await states.create(document_id, record)
+                else:  # a failed or unreadable state: replace exactly the one read
+                    queued = await states.update(document_id, record, last=revision)
+                message_id = ingest_message_id(document_id, queued)
+                await js.publish(INGEST, encode(ingest), headers={"Nats-Msg-Id": message_id})
+        except KeyWrongLastSequenceError:  # the same file, uploaded at the same moment, queued it
+            return await self.status(document_id), False
         except (NatsError, TimeoutError) as exc:
+            if queued is not None:
+                await self._unqueue(states, status, queued, exc)
             raise UpstreamUnavailable(f"could not store the upload ({type(exc).__name__})") from exc
         _log.info("document queued", document_id=document_id, size=len(upload.data))
         return status, True
+
+    async def _unqueue(
+        self, states: KeyValue, status: DocumentStatus, revision: int, exc: BaseException
+    ) -> None:
+        """Mark `failed` a state whose message was not published, so the next upload retries it.
+
+        Left `queued`, it would stay so forever: no message, and a new upload of a
+        queued document is not queued again. Only the state this upload wrote is
+        replaced (a publish whose acknowledgement was lost may be ingested already).
+        """
+        reason = f"the upload could not be queued for ingestion ({type(exc).__name__}); upload it again"
+        failed = msgspec.structs.replace(
+            status, state=DocumentState.FAILED, reason=reason, updated_at=time.time()
+        )
+        with contextlib.suppress(NatsError, TimeoutError):
+            async with asyncio.timeout(self._timeout_s):
+                await states.update(status.document_id, encode(failed), last=revision)
 
     async def status(self, document_id: str) -> DocumentStatus:
         """A document's state, or `DocumentNotFound`."""
@@ -170,20 +202,26 @@ class DocumentService:
         return reply
 
     async def _read(self, states: KeyValue, document_id: str) -> DocumentStatus | None:
+        return (await self._read_entry(states, document_id))[0]
+
+    async def _read_entry(
+        self, states: KeyValue, document_id: str
+    ) -> tuple[DocumentStatus | None, int | None]:
+        """The document's state (None if none or unreadable) and its revision (None if no entry)."""
         try:
             async with asyncio.timeout(self._timeout_s):
                 entry = await states.get(document_id)
-        except KeyNotFoundError:
-            return None
+        except KeyNotFoundError:  # also a deleted one
+            return None, None
         except (NatsError, TimeoutError) as exc:
             raise UpstreamUnavailable(f"could not read document state ({type(exc).__name__})") from exc
         if not entry.value:
-            return None
+            return None, entry.revision
         try:
-            return decode(entry.value, DocumentStatus)
+            return decode(entry.value, DocumentStatus), entry.revision
         except MessageDecodeError:
             _log.warning("unreadable document state", document_id=document_id)
-            return None
+            return None, entry.revision
 
     async def _buckets(self) -> tuple[JetStreamContext, KeyValue, ObjectStore]:
         if self._opened is None:
@@ -217,10 +255,3 @@ def _error_from(reply: ErrorReply) -> GatewayError:
         error.status_code = 400
         return error
     return GatewayError(detail, code=reply.code)
-
-
-def _message_id(document_id: str, *, retry: bool) -> str:
-    """The ingest message's `Nats-Msg-Id`: the document id, so a repeated upload is dropped,
-    but a new id for the retry of a failed document (inside the stream's duplicate window
-    the same id would be dropped too, and the document would stay queued forever)."""
-    return f"{document_id}.{uuid.uuid4().hex[:12]}" if retry else document_id

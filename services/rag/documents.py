@@ -80,23 +80,34 @@ class DocumentStates:
 
     async def get(self, document_id: str) -> DocumentStatus | None:
         """The document's status, or None if it has none (never uploaded, or deleted)."""
+        return (await self.entry(document_id))[0]
+
+    async def entry(self, document_id: str) -> tuple[DocumentStatus | None, int | None]:
+        """The document's status (None if none, or unreadable) and its revision (None if no entry)."""
         try:
             entry = await self._kv.get(document_id)
         except KeyNotFoundError:  # also KeyDeletedError, its subclass
-            return None
-        if not entry.value:
-            return None
+            return None, None
         try:
-            return decode(entry.value, DocumentStatus)
+            return decode(entry.value or b"", DocumentStatus), entry.revision
         except MessageDecodeError:
-            return None
+            return None, entry.revision
 
     async def put(self, status: DocumentStatus) -> DocumentStatus:
         """Store `status`, stamping `updated_at` (and `created_at` when unset)."""
-        now = time.time()
-        stamped = msgspec.structs.replace(status, updated_at=now, created_at=status.created_at or now)
+        stamped = _stamped(status)
         await self._kv.put(status.document_id, encode(stamped))
         return stamped
+
+    async def replace(self, status: DocumentStatus, revision: int | None) -> tuple[DocumentStatus, int]:
+        """Store `status` only over the entry of `revision` (None: only if there is none); new revision.
+
+        `KeyWrongLastSequenceError` if the entry changed since it was read.
+        """
+        stamped = _stamped(status)
+        if revision is None:
+            return stamped, await self._kv.create(status.document_id, encode(stamped))
+        return stamped, await self._kv.update(status.document_id, encode(stamped), last=revision)
 
     async def transition(
         self, status: DocumentStatus, state: DocumentState, **changes: object
@@ -108,6 +119,11 @@ class DocumentStates:
         """Forget the document's state (a missing key is not an error)."""
         with contextlib.suppress(KeyNotFoundError):
             await self._kv.purge(document_id)
+
+
+def _stamped(status: DocumentStatus) -> DocumentStatus:
+    now = time.time()
+    return msgspec.structs.replace(status, updated_at=now, created_at=status.created_at or now)
 
 
 async def wait_for_state(

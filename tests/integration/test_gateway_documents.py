@@ -166,3 +166,24 @@ async def test_a_failed_document_uploaded_again_is_ingested_again(system: LocalS
         retried = await wait_ready(client, document_id)
     assert retried["state"] == "failed"
     assert retried["updated_at"] > failed["updated_at"]
+
+
+async def test_a_deleted_document_uploaded_again_is_ingested_again(system: LocalSystem) -> None:
+    """Within JetStream's duplicate window too: the new upload is not taken for the old message."""
+    topic = f"quorvex{uuid.uuid4().hex[:6]}"
+    files = {"file": (f"{topic}.md", markdown(topic), "text/markdown")}
+    async with httpx.AsyncClient(base_url=system.gateway_url, timeout=30) as client:
+        first = await client.post("/v1/documents", files=files, data={"collection": "reuploads"})
+        assert first.status_code == 202, first.text
+        document_id = first.json()["document_id"]
+        assert (await wait_ready(client, document_id))["state"] == "ready"
+        assert (await client.delete(f"/v1/documents/{document_id}")).status_code == 200
+        again = await client.post("/v1/documents", files=files, data={"collection": "reuploads"})
+        assert again.status_code == 202, again.text
+        assert again.json()["document_id"] == document_id
+        assert (await wait_ready(client, document_id))["state"] == "ready"
+        found = await client.post(
+            "/v1/search", json={"query": f"{topic} valve", "k": 1, "collection": "reuploads"}
+        )
+    assert found.status_code == 200, found.text
+    assert [p["document_id"] for p in found.json()["passages"]] == [document_id]
