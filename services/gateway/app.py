@@ -45,9 +45,7 @@ def create_app(settings: GatewaySettings, *, broker: NatsBroker | None = None) -
     """Build the gateway; the broker connects when the app starts and drains when it stops."""
     bus = broker or make_broker(settings.nats_url, "gateway")
     chat_service = ChatService(bus, settings)
-    documents = DocumentService(
-        bus, timeout_s=settings.documents_timeout_s, list_concurrency=settings.list_concurrency
-    )
+    documents = DocumentService(bus, timeout_s=settings.documents_timeout_s)
     metrics = GatewayMetrics()
     register_bus_handlers(bus, chat_service)
     keys = ApiKeys.from_settings(settings)

@@ -27,7 +27,7 @@ from faststream.nats import NatsBroker
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
@@ -68,10 +68,9 @@ class Upload:
 class DocumentService:
     """The gateway's side of documents; one per process, its buckets opened on first use."""
 
-    def __init__(self, broker: NatsBroker, *, timeout_s: float, list_concurrency: int) -> None:
+    def __init__(self, broker: NatsBroker, *, timeout_s: float) -> None:
         self._broker = broker
         self._timeout_s = timeout_s
-        self._list_limit = asyncio.Semaphore(list_concurrency)
         self._opened: tuple[JetStreamContext, KeyValue, ObjectStore] | None = None
         self._opening = asyncio.Lock()
 
@@ -151,22 +150,23 @@ class DocumentService:
         return status
 
     async def all(self) -> list[DocumentStatus]:
-        """Every document's state, newest first."""
+        """Every document's state, newest first: one pass over the bucket, not one read per key."""
         _, states, _ = await self._buckets()
+        found: list[DocumentStatus] = []
         try:
             async with asyncio.timeout(self._timeout_s):
-                keys = await states.keys()
-        except NoKeysError:
-            return []
+                watcher = await states.watchall(ignore_deletes=True)
+                try:
+                    async for entry in watcher:
+                        if entry is None:  # the end of the current values
+                            break
+                        if (status := _decoded(entry.value, entry.key)) is not None:
+                            found.append(status)
+                finally:
+                    await watcher.stop()  # type: ignore[no-untyped-call]
         except (NatsError, TimeoutError) as exc:
             raise UpstreamUnavailable(f"could not list documents ({type(exc).__name__})") from exc
-
-        async def read(key: str) -> DocumentStatus | None:
-            async with self._list_limit:
-                return await self._read(states, key)
-
-        found = await asyncio.gather(*(read(key) for key in keys))
-        return sorted((s for s in found if s is not None), key=lambda s: s.created_at, reverse=True)
+        return sorted(found, key=lambda s: s.created_at, reverse=True)
 
     async def delete(self, status: DocumentStatus) -> DocumentDeleted:
         """Ask rag to remove a document's chunks, object and state."""
@@ -215,13 +215,7 @@ class DocumentService:
             return None, None
         except (NatsError, TimeoutError) as exc:
             raise UpstreamUnavailable(f"could not read document state ({type(exc).__name__})") from exc
-        if not entry.value:
-            return None, entry.revision
-        try:
-            return decode(entry.value, DocumentStatus), entry.revision
-        except MessageDecodeError:
-            _log.warning("unreadable document state", document_id=document_id)
-            return None, entry.revision
+        return _decoded(entry.value, document_id), entry.revision
 
     async def _buckets(self) -> tuple[JetStreamContext, KeyValue, ObjectStore]:
         if self._opened is None:
@@ -242,6 +236,16 @@ class DocumentService:
         except (NatsError, TimeoutError) as exc:
             raise UpstreamUnavailable(f"document storage unavailable ({type(exc).__name__})") from exc
         return js, states, objects
+
+
+def _decoded(value: bytes | None, document_id: str) -> DocumentStatus | None:
+    if not value:
+        return None
+    try:
+        return decode(value, DocumentStatus)
+    except MessageDecodeError:
+        _log.warning("unreadable document state", document_id=document_id)
+        return None
 
 
 def _error_from(reply: ErrorReply) -> GatewayError:

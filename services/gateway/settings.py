@@ -30,7 +30,6 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     search_timeout_s: float = 5.0  # a POST /v1/search retrieval
     max_search_k: int = 50  # the most passages one search may ask for
     max_query_chars: int = 2_000  # longest search query (the embedding model's input is bounded)
-    list_concurrency: int = 16  # state reads in flight while listing documents
     # Protection.
     rate_limit_per_minute: int = 0  # requests per key (or client address) per minute; 0 = off
     rate_limit_bucket: str = "gateway-rate-limits"  # NATS key-value bucket shared by the replicas

@@ -42,7 +42,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     await broker.connect()
     client = await nats.connect(server.url)
     try:
-        yield Rig(DocumentService(broker, timeout_s=5, list_concurrency=4), client.jetstream())
+        yield Rig(DocumentService(broker, timeout_s=5), client.jetstream())
     finally:
         await client.close()
         await broker.stop()
@@ -78,3 +78,12 @@ async def test_an_upload_whose_message_cannot_be_published_ends_failed_not_queue
     document_id = document_id_for(upload.collection, hashlib.sha256(upload.data).hexdigest())
     status = await rig.documents.status(document_id)
     assert status.state is DocumentState.FAILED and "could not be queued" in status.reason
+
+
+async def test_listing_reads_every_live_state_newest_first(rig: Rig) -> None:
+    assert await rig.documents.all() == []
+    stored = [(await rig.documents.store(_upload(f"Note number {n}.")))[0] for n in range(3)]
+    states = await rig.js.key_value("document-state")
+    await states.purge(stored[1].document_id)
+    listed = await rig.documents.all()
+    assert [s.document_id for s in listed] == [stored[2].document_id, stored[0].document_id]
