@@ -36,14 +36,16 @@ def request_id_of(connection: ASGIConnection) -> str:  # type: ignore[type-arg]
     return request_id
 
 
-def chat_id_for(connection: ASGIConnection) -> str:  # type: ignore[type-arg]
-    """The chat's correlation id: the request id, made unique when the client chose it.
+def chat_id_for(connection: ASGIConnection, *, one_of_many: bool = False) -> str:  # type: ignore[type-arg]
+    """The chat's correlation id: the request id, made unique when it may serve more than one chat.
 
-    A chat's id names its token stream on the bus, so two chats must never share
-    one; a client-sent request id gets a random suffix (it still starts with it).
+    A chat's id names its token stream on the bus and the target of its cancel,
+    so two chats must never share one. A client-sent request id, and the id of a
+    WebSocket (`one_of_many`: one connection, many chats), get a random suffix;
+    the chat id still starts with the request id, for the logs.
     """
     request_id = request_id_of(connection)
-    if connection.scope.get("state", {}).get(_CLIENT_SENT_KEY):
+    if one_of_many or connection.scope.get("state", {}).get(_CLIENT_SENT_KEY):
         return f"{request_id}-{uuid.uuid4().hex[:12]}"
     return request_id
 

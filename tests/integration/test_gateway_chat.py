@@ -149,3 +149,28 @@ async def test_websocket_takes_the_next_chat_sent_right_after_an_answer(system: 
             while (message := json.loads(await asyncio.wait_for(ws.recv(), 30)))["type"] == "chunk":
                 pass
             assert message["type"] == "answer", message
+
+
+async def test_each_chat_on_a_websocket_has_its_own_id(system: LocalSystem, cited_page: str) -> None:
+    """A chat's id names its token stream: a chat after a cancel must not hear the cancelled one."""
+    async with websockets.connect(ws_url(system)) as ws:  # no X-Request-ID: the gateway makes one
+        await ws.send(json.dumps({"prompt": f"Tell me everything about the ice core layers at {cited_page}"}))
+        first = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        assert first["type"] == "chunk"
+        await ws.send(json.dumps({"type": "cancel"}))
+        while (message := json.loads(await asyncio.wait_for(ws.recv(), 30)))["type"] == "chunk":
+            pass
+        assert message["type"] == "cancelled"
+        answers = []
+        for _ in range(2):
+            await ws.send(json.dumps({"prompt": f"How deep did the rig at {cited_page} reach?"}))
+            chunks = []
+            while (message := json.loads(await asyncio.wait_for(ws.recv(), 30)))["type"] == "chunk":
+                chunks.append(message)
+            assert message["type"] == "answer", message
+            assert [c["seq"] for c in chunks] == list(range(len(chunks)))
+            assert "".join(c["text"] for c in chunks) == message["answer"]
+            answers.append(message)
+    ids = [answer["id"] for answer in answers]
+    assert len(set(ids)) == 2, ids
+    assert ids[0].split("-")[0] == ids[1].split("-")[0]  # both still carry the connection's request id

@@ -67,7 +67,8 @@ async def chat_ws(
                 await _send_error(socket, ErrorCode.BAD_REQUEST, f"invalid chat: {exc}")
                 continue
             request = body.to_request(tenant)
-            pending = await _answer(socket, chat_service, metrics, settings, request, chat_id_for(socket))
+            chat_id = chat_id_for(socket, one_of_many=True)
+            pending = await _answer(socket, chat_service, metrics, settings, request, chat_id)
     except WebSocketDisconnect:
         return
 
