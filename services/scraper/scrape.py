@@ -5,11 +5,18 @@ pool): a URL unfinished at the deadline is reported as a ``timeout`` and its wor
 cancelled, so the reply always leaves before the caller stops waiting. Fan-out is bounded
 by ``max_urls`` per request, the fetcher's global and per-host semaphores and the
 extraction pool's workers.
+
+Requests for a URL that is being read already join that read instead of starting another
+(by normalised URL, per replica): a link pasted into many chats at once is fetched and
+extracted once, which spares both the site and our CPU. A joined read runs to its own
+starter's deadline; a caller whose deadline is later reads again on its own if it ended
+in a timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -48,6 +55,14 @@ class _Target:
     key: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """A read under way, which callers of the same URL join."""
+
+    task: asyncio.Task[ScrapedPage | UrlError]
+    deadline: float
+
+
 class Scraper:
     """Answers scrape requests; one per process, sharing its fetcher, pool and cache."""
 
@@ -64,6 +79,7 @@ class Scraper:
         self._cache = cache
         # Cache writes run after the reply is sent; kept here so they are not collected early.
         self._cache_writes: set[asyncio.Task[None]] = set()
+        self._readings: dict[str, _Reading] = {}  # by cache key: the reads under way
 
     def use_cache(self, cache: PageCache) -> None:
         """Cache pages from now on (the bucket exists once the bus is connected)."""
@@ -110,11 +126,39 @@ class Scraper:
         return targets, errors
 
     async def _read_by(self, target: _Target, deadline: float) -> ScrapedPage | UrlError:
+        """The page or its error by `deadline`, joining a read of the same URL under way."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                while True:
+                    reading = self._reading(target, deadline)
+                    # Shielded: a caller that stops waiting never cancels a read others share.
+                    outcome = await asyncio.shield(reading.task)
+                    if not (_timed_out(outcome) and reading.deadline < deadline):
+                        break  # else it ended at an earlier caller's deadline: read again
+        except TimeoutError:
+            return _timeout(target)
+        return msgspec.structs.replace(outcome, url=target.url)  # as this caller wrote it
+
+    def _reading(self, target: _Target, deadline: float) -> _Reading:
+        """The read under way for the target's URL, or a new one bounded by `deadline`."""
+        reading = self._readings.get(target.key)
+        if reading is None or reading.task.done():
+            task = asyncio.create_task(self._read_within(target, deadline))
+            reading = self._readings[target.key] = _Reading(task, deadline)
+            task.add_done_callback(functools.partial(self._forget, target.key))
+        return reading
+
+    def _forget(self, key: str, task: asyncio.Task[ScrapedPage | UrlError]) -> None:
+        reading = self._readings.get(key)
+        if reading is not None and reading.task is task:
+            del self._readings[key]
+
+    async def _read_within(self, target: _Target, deadline: float) -> ScrapedPage | UrlError:
         try:
             async with asyncio.timeout_at(deadline):
                 return await self._read(target, deadline)
         except TimeoutError:
-            return UrlError(url=target.url, code="timeout", detail="not read before the caller's deadline")
+            return _timeout(target)
         except FetchError as exc:
             return UrlError(url=target.url, code=exc.code, detail=exc.reason)
         except ExtractionError as exc:
@@ -153,3 +197,11 @@ class Scraper:
         """Let pending cache writes finish (each is bounded by ``cache_timeout_s``)."""
         if self._cache_writes:
             await asyncio.gather(*self._cache_writes, return_exceptions=True)
+
+
+def _timeout(target: _Target) -> UrlError:
+    return UrlError(url=target.url, code="timeout", detail="not read before the caller's deadline")
+
+
+def _timed_out(outcome: ScrapedPage | UrlError) -> bool:
+    return isinstance(outcome, UrlError) and outcome.code == "timeout"

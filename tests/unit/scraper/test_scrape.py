@@ -176,3 +176,40 @@ async def test_cache_round_trip_and_miss(cache: PageCache) -> None:
     assert await cache.get("http://a.example/") is None
     await cache.put("http://a.example/", page)
     assert await cache.get("http://a.example/") == page
+
+
+async def test_requests_for_a_url_being_read_join_that_read(serve: Serve, scraper: Scraper) -> None:
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    async def held(request: web.Request) -> web.Response:
+        arrived.set()
+        await release.wait()
+        return await _article(request)
+
+    async with serve({"/a": held}) as site:
+        spellings = [site.url("/a"), f"HTTP://{site.base[7:]}/a#top", site.url("/a"), site.url("/a")]
+        replies = [asyncio.create_task(scraper.scrape(ScrapeRequest(urls=[url]))) for url in spellings]
+        await asyncio.wait_for(arrived.wait(), 10)  # every request has joined before the site answers
+        release.set()
+        pages = [(await reply).pages for reply in replies]
+        assert site.hits["/a"] == 1
+    assert [page.url for (page,) in pages] == spellings  # each as its caller wrote it
+    assert len({page.text for (page,) in pages}) == 1
+
+
+async def test_a_caller_with_more_time_reads_again_when_the_joined_read_times_out(
+    serve: Serve, scraper: Scraper
+) -> None:
+    release = asyncio.Event()
+
+    async def held(request: web.Request) -> web.Response:
+        await release.wait()
+        return await _article(request)
+
+    async with serve({"/a": held}) as site:
+        hasty = asyncio.create_task(scraper.scrape(ScrapeRequest(urls=[site.url("/a")], timeout_ms=300)))
+        patient = asyncio.create_task(scraper.scrape(ScrapeRequest(urls=[site.url("/a")], timeout_ms=10_000)))
+        assert [error.code for error in (await hasty).errors] == ["timeout"]
+        release.set()
+        assert [page.url for page in (await patient).pages] == [site.url("/a")]
+        assert site.hits["/a"] == 2  # the shared read, then the patient caller's own
