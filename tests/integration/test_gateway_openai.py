@@ -82,3 +82,13 @@ async def test_no_user_message_is_a_400(system: LocalSystem) -> None:
         response = await client.post("/v1/chat/completions", json=body)
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "messages"
+
+
+async def test_more_than_one_choice_is_refused_not_answered_with_fewer(system: LocalSystem) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client_for(system).chat.completions.create(
+            model="extractive-cpu", messages=[{"role": "user", "content": "hi"}], n=2
+        )
+    assert caught.value.status_code == 400
+    assert caught.value.param == "n"
+    assert "n: Expected `int` <= 1" in caught.value.message

@@ -60,6 +60,8 @@ class CompletionBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     stream: bool = False
     max_tokens: Annotated[int, msgspec.Meta(ge=1, le=4096)] | None = None
     max_completion_tokens: Annotated[int, msgspec.Meta(ge=1, le=4096)] | None = None
+    # One choice per request: asking for more is refused, not answered with fewer.
+    n: Annotated[int, msgspec.Meta(ge=1, le=1)] = 1
 
 
 def _openai_error(
@@ -77,7 +79,11 @@ def _service_error(_: Request[Any, Any, Any], exc: ServiceError) -> Response[Any
 
 def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     headers = dict(exc.headers) if exc.headers else None
-    return _openai_error(exc.status_code, exc.detail, "invalid_request", headers=headers)
+    # A validation error lists what is wrong in `extra`: say it, and name the field as `param`.
+    problems = [p for p in exc.extra if isinstance(p, dict)] if isinstance(exc.extra, list) else []
+    message = "; ".join([exc.detail, *(f"{p.get('key')}: {p.get('message')}" for p in problems)])
+    param = str(problems[0]["key"]) if problems and problems[0].get("key") else None
+    return _openai_error(exc.status_code, message, "invalid_request", param, headers=headers)
 
 
 _ERRORS = {ServiceError: _service_error, HTTPException: _http_error}
