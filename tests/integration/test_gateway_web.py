@@ -52,7 +52,11 @@ async def test_page_streams_an_answer_with_citations_and_uploads(
 
     page = browser_page
     assert isinstance(page, Page)
-    await page.goto(system.gateway_url + "/")
+    refused: list[str] = []  # what the page's Content-Security-Policy blocked, if anything
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    response = await page.goto(system.gateway_url + "/")
+    assert response is not None
+    assert "script-src 'self'" in (await response.header_value("content-security-policy") or "")
     await page.click("#settings summary")
     await page.fill("#collection", f"web-{uuid.uuid4().hex[:8]}")  # leave `default` to other tests
     await page.fill("#prompt", f"How deep did the rig at {cited_page} reach?")
@@ -69,3 +73,4 @@ async def test_page_streams_an_answer_with_citations_and_uploads(
     await page.click("#upload-form button")
     item = page.locator("#document-list li", has_text=note.name)
     await expect(item).to_contain_text("ready", timeout=WAIT_MS)
+    assert refused == []

@@ -15,6 +15,17 @@ __all__ = ["STATIC_DIR", "metrics", "web_routes"]
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
+# The page loads only its own script and style and talks only to this gateway:
+# whatever a page, a document or an answer puts in the chat cannot load or run anything else.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
 
 @get("/metrics", summary="Prometheus metrics", include_in_schema=False, sync_to_thread=False)
 def metrics(metrics: GatewayMetrics) -> Response[bytes]:
@@ -28,7 +39,7 @@ def web_routes() -> list[ControllerRouterHandler]:
 
     @get("/", include_in_schema=False, sync_to_thread=False)
     def index() -> Response[bytes]:
-        return Response(page, media_type="text/html; charset=utf-8")
+        return Response(page, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
 
     static: HTTPRouteHandler | ControllerRouterHandler = create_static_files_router(
         path="/static", directories=[STATIC_DIR], include_in_schema=False

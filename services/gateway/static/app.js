@@ -58,7 +58,7 @@ function showCitations(turn, sources) {
   for (const source of sources) {
     const item = element("li", "citation");
     item.value = source.n;
-    if (source.url) {
+    if (/^https?:\/\//i.test(source.url || "")) {  // a link only to a web page, never javascript: or data:
       const link = element("a", "", source.label);
       link.href = source.url;
       link.target = "_blank";
