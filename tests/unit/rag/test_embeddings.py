@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import nats
 import pytest
 from faststream.nats import NatsBroker
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from deploy.cluster import NatsServer
@@ -24,29 +21,26 @@ from runtime.bus import make_broker
 from services.rag.embeddings import BusEmbedder, EmbeddingUnavailable
 
 
-@dataclass
-class Bus:
-    broker: NatsBroker  # what BusEmbedder sends on
-    responder: Client  # plays the inference service
-
-
 @pytest.fixture
-async def bus(tmp_path: Path) -> AsyncIterator[Bus]:
+async def broker(tmp_path: Path) -> AsyncIterator[NatsBroker]:
     server = NatsServer(tmp_path / "nats")
     server.start()
-    broker = make_broker(server.url, "rag-test")
-    await broker.connect()
-    responder = await nats.connect(server.url)
+    bus = make_broker(server.url, "rag-test")
+    await bus.connect()
     try:
-        yield Bus(broker, responder)
+        yield bus
     finally:
-        await responder.close()
-        await broker.stop()
+        await bus.stop()
         server.stop()
 
 
-async def _answer(client: Client, models: Iterator[str]) -> None:
-    """Reply to each embed request with one vector per text ([length of the text]) from the next model."""
+async def _answer(broker: NatsBroker, models: Iterator[str]) -> None:
+    """Reply to each embed request with one vector per text ([length of the text]) from the next model.
+
+    The responder shares the embedder's connection: the server has its subscription
+    before any request (on a second connection, one could arrive first under load).
+    """
+    client = broker.connection
 
     async def reply(message: Msg) -> None:
         request = decode(message.data, EmbedRequest)
@@ -66,21 +60,21 @@ def _embedder(broker: NatsBroker) -> BusEmbedder:
     return BusEmbedder(broker, batch_size=2, timeout_s=5, max_concurrent_batches=2)
 
 
-async def test_batches_come_back_in_order_with_their_model(bus: Bus) -> None:
-    await _answer(bus.responder, itertools.repeat("model-a"))
-    embedded = await _embedder(bus.broker).embed(["a", "bb", "ccc", "dddd", "eeeee"])
+async def test_batches_come_back_in_order_with_their_model(broker: NatsBroker) -> None:
+    await _answer(broker, itertools.repeat("model-a"))
+    embedded = await _embedder(broker).embed(["a", "bb", "ccc", "dddd", "eeeee"])
     assert embedded.model == "model-a"
     assert embedded.vectors == [[1.0], [2.0], [3.0], [4.0], [5.0]]
-    assert (await _embedder(bus.broker).embed([])).vectors == []
+    assert (await _embedder(broker).embed([])).vectors == []
 
 
-async def test_batches_of_two_models_are_refused(bus: Bus) -> None:
-    await _answer(bus.responder, itertools.cycle(["model-a", "model-b"]))
+async def test_batches_of_two_models_are_refused(broker: NatsBroker) -> None:
+    await _answer(broker, itertools.cycle(["model-a", "model-b"]))
     with pytest.raises(EmbeddingUnavailable, match="two models"):
-        await _embedder(bus.broker).embed(["a", "bb", "ccc"])
+        await _embedder(broker).embed(["a", "bb", "ccc"])
 
 
-async def test_an_error_reply_is_unavailable_with_its_detail(bus: Bus) -> None:
-    await _answer(bus.responder, itertools.repeat("error"))
+async def test_an_error_reply_is_unavailable_with_its_detail(broker: NatsBroker) -> None:
+    await _answer(broker, itertools.repeat("error"))
     with pytest.raises(EmbeddingUnavailable, match="triton is down"):
-        await _embedder(bus.broker).embed(["a"])
+        await _embedder(broker).embed(["a"])
