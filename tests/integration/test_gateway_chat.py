@@ -38,6 +38,17 @@ def ws_url(system: LocalSystem) -> str:
     return system.gateway_url.replace("http://", "ws://") + "/v1/chat/ws"
 
 
+async def start_then_cancel(ws: websockets.ClientConnection, cited_page: str) -> None:
+    """Ask for a long answer on the socket, cancel it after its first chunk, wait for `cancelled`."""
+    await ws.send(json.dumps({"prompt": f"Tell me everything about the ice core layers at {cited_page}"}))
+    first = json.loads(await asyncio.wait_for(ws.recv(), 30))
+    assert first["type"] == "chunk"
+    await ws.send(json.dumps({"type": "cancel"}))
+    while (message := json.loads(await asyncio.wait_for(ws.recv(), 30)))["type"] == "chunk":
+        pass
+    assert message["type"] == "cancelled"
+
+
 async def test_sse_streams_chunks_then_the_answer_with_sources(system: LocalSystem, cited_page: str) -> None:
     body = {"prompt": f"How deep did the rig at {cited_page} reach?", "stream": True}
     async with (
@@ -120,13 +131,7 @@ async def test_websocket_streams_answers_and_cancels(
         error = json.loads(await asyncio.wait_for(ws.recv(), 30))
         assert error["type"] == "error" and error["code"] == "bad_request"
 
-        await ws.send(json.dumps({"prompt": f"Tell me everything about the ice core layers at {cited_page}"}))
-        first = json.loads(await asyncio.wait_for(ws.recv(), 30))
-        assert first["type"] == "chunk"
-        await ws.send(json.dumps({"type": "cancel"}))
-        while (message := json.loads(await asyncio.wait_for(ws.recv(), 30)))["type"] == "chunk":
-            pass
-        assert message["type"] == "cancelled"
+        await start_then_cancel(ws, cited_page)
         await asyncio.wait_for(cancelled.wait(), CANCEL_WAIT_S)
 
 
@@ -154,13 +159,7 @@ async def test_websocket_takes_the_next_chat_sent_right_after_an_answer(system: 
 async def test_each_chat_on_a_websocket_has_its_own_id(system: LocalSystem, cited_page: str) -> None:
     """A chat's id names its token stream: a chat after a cancel must not hear the cancelled one."""
     async with websockets.connect(ws_url(system)) as ws:  # no X-Request-ID: the gateway makes one
-        await ws.send(json.dumps({"prompt": f"Tell me everything about the ice core layers at {cited_page}"}))
-        first = json.loads(await asyncio.wait_for(ws.recv(), 30))
-        assert first["type"] == "chunk"
-        await ws.send(json.dumps({"type": "cancel"}))
-        while (message := json.loads(await asyncio.wait_for(ws.recv(), 30)))["type"] == "chunk":
-            pass
-        assert message["type"] == "cancelled"
+        await start_then_cancel(ws, cited_page)
         answers = []
         for _ in range(2):
             await ws.send(json.dumps({"prompt": f"How deep did the rig at {cited_page} reach?"}))
