@@ -106,6 +106,7 @@ def create_app(settings: GatewaySettings, *, broker: NatsBroker | None = None) -
             "metrics": Provide(lambda: metrics, sync_to_thread=False),
             "broker": Provide(lambda: bus, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False),
+            "rate_limit": Provide(lambda: rate_limit, sync_to_thread=False),
         },
         exception_handlers={ServiceError: service_error, HTTPException: _http_error},
         middleware=[DefineMiddleware(request_middleware, metrics=metrics)],

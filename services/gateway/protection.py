@@ -68,6 +68,15 @@ class RateLimitGuard:
 
     async def __call__(self, connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
         """Litestar guard: 429 with `Retry-After` once the caller's window is used up."""
+        await self.admit(connection)
+
+    async def admit(self, connection: ASGIConnection) -> None:  # type: ignore[type-arg]
+        """Count one request of the connection's caller: `RateLimited` once its window is used up.
+
+        The guard counts each HTTP request (a WebSocket's handshake is one); a
+        WebSocket counts each further chat it carries here, so a socket is no way
+        around the limit.
+        """
         if self._limiter is None:
             return
         client = api_key_id_of(connection)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+import websockets
 
 from deploy.cluster import LocalSystem, ServiceProcess, free_port, wait_gateway_ready
 
@@ -60,3 +62,17 @@ async def test_limit_is_exact_across_replicas(replicas: list[str]) -> None:
     assert all(1 <= int(r.headers["retry-after"]) <= 60 for r in refused)
     assert "rate limit" in refused[0].json()["detail"]
     assert other.status_code == 200  # another key has a window of its own
+
+
+async def test_each_chat_on_a_websocket_counts_against_the_limit(replicas: list[str]) -> None:
+    url = replicas[0].replace("http://", "ws://") + "/v1/chat/ws"
+    headers = {"Authorization": "Bearer limited-key"}
+    outcomes = []
+    async with websockets.connect(url, additional_headers=headers) as ws:  # the handshake counts the first
+        for _ in range(LIMIT + 2):
+            await ws.send(json.dumps({"prompt": "hello?"}))
+            while (message := json.loads(await asyncio.wait_for(ws.recv(), 30)))["type"] == "chunk":
+                pass
+            outcomes.append(message)
+    assert [m["type"] for m in outcomes] == ["answer"] * LIMIT + ["error"] * 2
+    assert all(m["code"] == "rate_limited" and 1 <= m["retry_after_s"] <= 60 for m in outcomes[LIMIT:])

@@ -4,6 +4,9 @@ Client to server: a chat (the `POST /v1/chat` body: `{"prompt": ...}`), or
 `{"type": "cancel"}` while an answer streams. Server to client:
 `{"type": "chunk", "seq", "text"}`..., then `{"type": "answer", ...ChatAnswer}`,
 or `{"type": "error", "code", "detail"}`, or `{"type": "cancelled"}`.
+Each chat counts against the caller's rate limit like a request (the
+handshake counts the first): over it, a chat gets
+`{"type": "error", "code": "rate_limited", "detail", "retry_after_s"}`.
 A cancel, or a closed socket, stops the generation down to Triton.
 With API keys on, the handshake carries `Authorization: Bearer <key>` like
 any `/v1` request (browsers cannot set it: the web page uses SSE instead).
@@ -25,9 +28,10 @@ from proto.common import ErrorCode
 from runtime.errors import ServiceError
 from services.gateway.api.chat import ChatBody
 from services.gateway.chat import ChatService
+from services.gateway.errors import GatewayError, RateLimited
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.middleware import chat_id_for
-from services.gateway.protection import tenant_of
+from services.gateway.protection import RateLimitGuard, tenant_of
 from services.gateway.settings import GatewaySettings
 
 __all__ = ["chat_ws"]
@@ -51,11 +55,13 @@ async def chat_ws(
     chat_service: ChatService,
     metrics: GatewayMetrics,
     settings: GatewaySettings,
+    rate_limit: RateLimitGuard,
 ) -> None:
     """Answer each chat sent on the socket, streaming chunks and a final answer."""
     await socket.accept()
     tenant = tenant_of(socket)
     pending: dict[str, Any] | None = None
+    chats = 0
     try:
         while True:
             message, pending = pending or await _receive(socket, settings), None
@@ -66,11 +72,29 @@ async def chat_ws(
             except msgspec.ValidationError as exc:
                 await _send_error(socket, ErrorCode.BAD_REQUEST, f"invalid chat: {exc}")
                 continue
+            chats += 1
+            if chats > 1 and not await _admitted(socket, rate_limit):  # the handshake counted the first
+                continue
             request = body.to_request(tenant)
             chat_id = chat_id_for(socket, one_of_many=True)
             pending = await _answer(socket, chat_service, metrics, settings, request, chat_id)
     except WebSocketDisconnect:
         return
+
+
+async def _admitted(socket: WebSocket, rate_limit: RateLimitGuard) -> bool:  # type: ignore[type-arg]
+    """Count a chat against the caller's rate limit; tell the client when it is over."""
+    try:
+        await rate_limit.admit(socket)
+    except RateLimited as exc:
+        await socket.send_json(
+            {"type": "error", "code": exc.code, "detail": exc.detail, "retry_after_s": exc.retry_after_s}
+        )
+        return False
+    except GatewayError as exc:  # the limiter's bucket is unreachable
+        await _send_error(socket, exc.code, exc.detail)
+        return False
+    return True
 
 
 async def _answer(
