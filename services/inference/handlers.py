@@ -148,7 +148,7 @@ def register_handlers(
             request.texts, timeout_s=request.timeout_ms / 1000, batch=request.priority == "batch"
         )
         dimensions = len(vectors[0]) if vectors else 0
-        return EmbedReply(vectors=vectors, model=models.model_names["embed"], dimensions=dimensions)
+        return EmbedReply(vectors=vectors, model=await models.display_name("embed"), dimensions=dimensions)
 
     @broker.subscriber(INFERENCE_STATS, group, title="inference.stats")
     async def stats(request: StatsRequest) -> InferenceStats:

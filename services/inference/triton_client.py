@@ -110,6 +110,17 @@ class TritonModels:
                 await self._load_display_name(role, name)
         return states
 
+    async def display_name(self, role: str) -> str:
+        """The role's display name, read once from its Triton config; `TritonUnavailable` if unreadable.
+
+        An embedding's model name is part of its meaning (rag keeps a collection to
+        one model), so it is never stood in for by the config name when the read fails.
+        """
+        await self._learn_display_name(role)
+        if role not in self._display_names:
+            raise TritonUnavailable(f"the display name of model {self._roles[role]!r} could not be read")
+        return self._display_names[role]
+
     async def _learn_display_name(self, role: str) -> None:
         """Read the model's display name once, after its first success."""
         if role not in self._display_names:

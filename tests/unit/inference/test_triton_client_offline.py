@@ -80,3 +80,9 @@ def test_settings_and_chunk_are_plain_structs() -> None:
         msgspec.json.decode(msgspec.json.encode(GenerationChunk("a ", False)), type=GenerationChunk).text
         == "a "
     )
+
+
+async def test_an_unreadable_display_name_is_an_error_not_the_config_name(offline: TritonModels) -> None:
+    # An embedding reply names its model; rag keeps a collection to one, so no stand-in name.
+    with pytest.raises(TritonUnavailable, match="display name of model 'embed'"):
+        await offline.display_name("embed")
