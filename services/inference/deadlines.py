@@ -17,7 +17,7 @@ from services.inference.errors import InferenceTimeout, TritonUnavailable
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
-__all__ = ["InFlightSlots", "retry_while_unavailable", "seconds_left", "time_left"]
+__all__ = ["InFlightSlots", "raise_if_cancelled", "retry_while_unavailable", "seconds_left", "time_left"]
 
 _T = TypeVar("_T")
 
@@ -62,6 +62,20 @@ def time_left(deadline: float) -> float:
     return remaining
 
 
+def raise_if_cancelled() -> None:
+    """Raise `CancelledError` if this task was asked to stop, even if a library swallowed the request.
+
+    grpc.aio's stream set-up (`_prepare_rpc`) catches the `CancelledError` of a
+    cancel that lands while a stream starts ("no one will await this task"), yet
+    the stream's first read does await it: our task then goes on, and sees an
+    ordinary RPC error that looks worth a retry. `Task.cancelling()` still counts
+    the request, so every retry loop asks it before trying again.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def retry_while_unavailable(
     call: Callable[[], Awaitable[_T]], deadline: float, *, backoff_s: float, backoff_max_s: float
 ) -> _T:
@@ -71,6 +85,7 @@ async def retry_while_unavailable(
         try:
             return await call()
         except TritonUnavailable:
+            raise_if_cancelled()
             if seconds_left(deadline) <= backoff:
                 raise
         await asyncio.sleep(backoff)  # the retry backoff while Triton is away

@@ -25,7 +25,13 @@ from tritonclient.grpc import (
 )
 from tritonclient.utils import InferenceServerException
 
-from services.inference.deadlines import InFlightSlots, retry_while_unavailable, seconds_left, time_left
+from services.inference.deadlines import (
+    InFlightSlots,
+    raise_if_cancelled,
+    retry_while_unavailable,
+    seconds_left,
+    time_left,
+)
 from services.inference.errors import InferenceError, TritonUnavailable
 from services.inference.model_io import (
     GenerationChunk,
@@ -160,6 +166,7 @@ class TritonModels:
                             return
                     return
                 except InferenceError as error:
+                    raise_if_cancelled()  # a cancel grpc swallowed must not become a retry
                     if (
                         started
                         or not isinstance(error, TritonUnavailable)
