@@ -32,7 +32,8 @@ def build(settings: RagSettings) -> ServiceParts:
         max_concurrent_batches=settings.retrieve_concurrency,
     )
     store = open_store(settings)  # connects lazily, on first use
-    models = CollectionModels(store)  # opened with the other buckets, in start_documents
+    # Opened with the other buckets, in start_documents.
+    models = CollectionModels(store, cache_s=settings.collection_model_cache_s)
     retriever = Retriever(
         store,
         query_embedder,

@@ -16,7 +16,8 @@ bucket, which every replica shares), and then:
 Collections ingested before this record existed have none: they are recorded
 at their next ingest and are not checked before it.
 
-Searches read the record through a short cache (`cache_s`). A record that
+Searches read the record through a short cache (`cache_s`, the setting
+`RAG_COLLECTION_MODEL_CACHE_S`). A record that
 changes (only possible once a collection is empty) is seen within that time,
 and a mismatch is always read again before it is reported.
 """

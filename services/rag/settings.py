@@ -34,6 +34,7 @@ class RagSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_query_chars: int = 8_000  # longer queries are refused (bad_request): inference embeds at most this
     retrieve_concurrency: int = 16  # retrieve requests one replica works on at the same time
     candidate_factor: int = 4  # hybrid fetches k * this from each of BM25 and vector before fusion
+    collection_model_cache_s: float = 10.0  # searches reuse a collection's model record this long
     # Durable ingestion (a JetStream pull consumer shared by every replica).
     ingest_max_deliver: int = 5  # deliveries of one ingest message before it is dead-lettered
     ingest_ack_wait_s: float = 60.0  # JetStream redelivers a message not acked (or touched) within this
