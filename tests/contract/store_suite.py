@@ -13,6 +13,7 @@ import re
 import uuid
 from collections.abc import Sequence
 
+import msgspec
 import pytest
 
 from services.rag.errors import InvalidCollectionName
@@ -204,6 +205,19 @@ class StoreConformanceSuite:
             assert not [i for i in ids if i.startswith("gone:")]
         assert await store.count(collection, "gone") == 0
         assert await store.delete_document(collection, "gone") == 0
+
+    async def test_an_emptied_collection_takes_vectors_of_another_length(self, store: PassageStore) -> None:
+        # what a change of embedding model does: delete the documents, upload them again
+        collection = new_collection()
+        await store.upsert(make_chunks(collection, "old", TOPICS))
+        assert await store.delete_document(collection, "old") == len(TOPICS)
+        renewed = make_chunks(collection, "new", TOPICS)
+        one_hot = [[float(i == n) for i in range(8)] for n in range(len(renewed))]
+        short = [msgspec.structs.replace(c, vector=v) for c, v in zip(renewed, one_hot, strict=True)]
+        await store.upsert(short)
+        assert await store.count(collection) == len(TOPICS)
+        found = await store.search(collection, text="", vector=short[2].vector, k=1, mode=SearchMode.VECTOR)
+        assert [p.chunk_id for p in found] == ["new:2"]
 
     @pytest.mark.parametrize("mode", ALL_MODES)
     async def test_k_is_respected(self, store: PassageStore, mode: SearchMode) -> None:

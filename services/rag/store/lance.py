@@ -84,6 +84,7 @@ class LanceStore:
             if any(len(row.vector) != dimension for row in rows):
                 raise StoreError("chunks of one upsert have vectors of different lengths")
             table = await self._open_or_create(collection, dimension)
+            await self._fit_vectors(collection, table, dimension)
             data = pa.Table.from_pylist([chunk_row(row) for row in rows], schema=table_schema(dimension))
             try:
                 await (
@@ -246,6 +247,32 @@ class LanceStore:
             table = await self._create_table(await self._connect(), name, dimension)
             self._tables[name] = table
             return table
+
+    async def _fit_vectors(self, name: str, table: AsyncTable, dimension: int) -> None:
+        """Give an empty table's vector column `dimension` values, if it holds another length.
+
+        A collection emptied after a change of embedding model takes the new model
+        (`collection_models.py`), whose vectors may be of another length than the
+        table was made for. The column is replaced in place (not the table dropped),
+        so other processes' open handles see the new schema at their next read.
+        A table that still holds chunks keeps its vectors: the write is refused.
+        """
+        try:
+            current = (await table.schema()).field("vector").type.list_size
+            if current == dimension:
+                return
+            held = await table.count_rows()
+            if held == 0:
+                _log.info("vector_length_changed", collection=name, was=current, now=dimension)
+                await table.drop_columns(["vector"])
+                await table.add_columns(table_schema(dimension).field("vector"))
+                return
+        except (OSError, RuntimeError, ValueError, KeyError) as exc:
+            raise StoreError(f"could not change the vector length of collection {name!r}: {exc}") from exc
+        raise StoreError(
+            f"collection {name!r} holds {held} chunks with {current}-dimensional vectors, "
+            f"not {dimension}: delete its documents before storing vectors of another model"
+        )
 
     async def _create_table(self, db: AsyncConnection, name: str, dimension: int) -> AsyncTable:
         from lancedb.index import FTS

@@ -111,6 +111,10 @@ class WeaviateStore:
             ]
             data = collection.with_tenant(tenant).data
             result = await self._call(tenant, functools.partial(data.insert_many, objects))
+            if result is not None and result.has_errors and await self.count(tenant) == 0:
+                # An emptied tenant keeps its vector index's length; a new model's may differ.
+                await self.drop_collection(tenant)
+                result = await self._call(tenant, functools.partial(data.insert_many, objects))
             if result is not None and result.has_errors:
                 first = next(iter(result.errors.values()))
                 raise StoreError(f"upsert into collection {tenant!r} failed: {first.message}")

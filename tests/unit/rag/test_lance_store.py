@@ -77,6 +77,25 @@ async def test_vector_dimension_is_fixed_per_collection(store: LanceStore) -> No
         await store.search("c", text="text", vector=[1.0, 0.0], k=1, mode=SearchMode.VECTOR)
 
 
+async def test_an_emptied_table_takes_vectors_of_another_length(store: LanceStore, tmp_path: Path) -> None:
+    import msgspec
+
+    old = make_chunks("c", "old", TOPICS[:2])
+    await store.upsert(old)
+    reader = LanceStore(str(tmp_path))  # another replica, its table handle open on the old schema
+    try:
+        assert await reader.count("c") == 2
+        assert await store.delete_document("c", "old") == 2
+        new = msgspec.structs.replace(old[0], chunk_id="new:0", document_id="new", vector=[0.6, 0.8])
+        await store.upsert([new])
+        for replica in (store, reader):
+            found = await replica.search("c", text="", vector=[0.6, 0.8], k=5, mode=SearchMode.VECTOR)
+            assert [p.chunk_id for p in found] == ["new:0"]
+            assert await _bm25(replica, "c", old[0].text) == ["new:0"]  # the text index still works
+    finally:
+        await reader.close()
+
+
 async def test_new_rows_are_folded_into_the_fts_index(tmp_path: Path) -> None:
     import lancedb
 
