@@ -41,3 +41,6 @@ class ChatAnswer(Message, tag="chat.answer"):
     sources: list[Source] = msgspec.field(default_factory=list)
     model: str = ""
     context_errors: list[str] = msgspec.field(default_factory=list)
+    finish_reason: str = "stop"  # "length" when max_tokens cut the answer
+    prompt_tokens: int = 0  # as the model counts them: question and sources; 0 if it does not say
+    completion_tokens: int = 0

@@ -55,10 +55,12 @@ class GenerateResult(Message, tag="generate.result"):
 
     request_id: str
     answer: str
-    tokens: int
+    tokens: int  # as the model counts them (its streamed chunks when it does not say)
     model: str
     first_token_ms: float
     total_ms: float
+    finish_reason: str = "stop"  # "length" when max_tokens cut the answer
+    prompt_tokens: int = 0  # the whole prompt (question and sources); 0 when the model does not say
 
 
 class CancelGenerate(Message, tag="generate.cancel"):

@@ -67,6 +67,9 @@ class ChatService:
                             sources=context.sources,
                             model=event.model,
                             context_errors=context.errors,
+                            finish_reason=event.finish_reason,
+                            prompt_tokens=event.prompt_tokens,
+                            completion_tokens=event.tokens,
                         )
                         return
                     yield event

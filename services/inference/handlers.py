@@ -30,6 +30,7 @@ from proto.subjects import EMBED, GENERATE, GENERATE_CANCEL, IMAGE, INFERENCE_ST
 from runtime.bus import queue_group
 from runtime.errors import ServiceError
 from runtime.logging import bind_request, get_logger
+from services.inference.model_io import GenerationUsage
 from services.inference.settings import InferenceSettings
 from services.inference.triton_client import TritonModels
 
@@ -80,25 +81,29 @@ class Generations:
         started = loop.time()
         first_token_s = 0.0
         parts: list[str] = []
+        usage = GenerationUsage()
         with bind_request(request.request_id):
             try:
                 chunks = self._models.generate(
                     request.prompt, max_tokens=request.max_tokens, timeout_s=request.timeout_ms / 1000
                 )
-                async with aclosing(chunks) as texts:
-                    async for text in texts:
+                async with aclosing(chunks) as generated:
+                    async for piece in generated:
                         if not parts:
                             first_token_s = loop.time() - started
-                        chunk = TokenChunk(request_id=request.request_id, seq=len(parts), text=text)
+                        chunk = TokenChunk(request_id=request.request_id, seq=len(parts), text=piece.text)
                         await self._send(chunk, request)
-                        parts.append(text)
+                        parts.append(piece.text)
+                        usage.add(piece)
                 result = GenerateResult(
                     request_id=request.request_id,
                     answer="".join(parts),
-                    tokens=len(parts),
+                    tokens=usage.tokens if usage.tokens is not None else len(parts),
                     model=self._models.model_names["generate"],
                     first_token_ms=first_token_s * 1000,
                     total_ms=(loop.time() - started) * 1000,
+                    finish_reason=usage.finish_reason,
+                    prompt_tokens=usage.prompt_tokens,
                 )
                 await self._send(result, request)
                 _log.info("generation done", tokens=len(parts), total_ms=round(result.total_ms, 1))

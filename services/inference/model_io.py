@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GenerationChunk",
+    "GenerationUsage",
     "check_embed",
     "check_generate",
     "check_image",
@@ -42,11 +43,36 @@ _INTERACTIVE_PRIORITY = 1
 _BATCH_PRIORITY = 2
 
 
-class GenerationChunk(msgspec.Struct, frozen=True):
-    """One streamed piece of generated text; ``final`` marks the last one."""
+class GenerationChunk(msgspec.Struct, frozen=True, kw_only=True):
+    """One streamed piece of generated text; ``final`` marks the last one.
+
+    The counts and the finish reason are the model's (the vLLM backend's
+    additional outputs); None when the model does not report them.
+    """
 
     text: str
     final: bool
+    finish_reason: str | None = None  # "stop" or "length", on the last chunk
+    prompt_tokens: int | None = None
+    tokens: int | None = None  # tokens of this chunk
+
+
+class GenerationUsage:
+    """What the model reported over a generation's chunks: token counts and why it ended."""
+
+    def __init__(self) -> None:
+        self.prompt_tokens = 0
+        self.tokens: int | None = None  # None: the model counted none (then count the chunks)
+        self.finish_reason = "stop"
+
+    def add(self, chunk: GenerationChunk) -> None:
+        """Count one streamed chunk."""
+        if chunk.prompt_tokens is not None:
+            self.prompt_tokens = chunk.prompt_tokens
+        if chunk.tokens is not None:
+            self.tokens = (self.tokens or 0) + chunk.tokens
+        if chunk.finish_reason is not None:
+            self.finish_reason = chunk.finish_reason
 
 
 def check_generate(settings: InferenceSettings, prompt: str, max_tokens: int) -> None:
@@ -81,23 +107,46 @@ def check_image(settings: InferenceSettings, prompt: str, width: int, height: in
 
 
 def generate_inputs(prompt: str, max_tokens: int) -> list[InferInput]:
-    """A streamed generation of at most `max_tokens`, without the prompt echoed back."""
+    """A streamed generation of at most `max_tokens`, without the prompt echoed back.
+
+    It asks for the finish reason and the token counts too (the vLLM backend's
+    additional outputs), which the OpenAI API's `finish_reason` and `usage` report.
+    """
     parameters = json.dumps({"max_tokens": max_tokens})
     return [
         _text_input("text_input", prompt),
         _scalar_input("stream", True, "BOOL", np.bool_),
         _text_input("sampling_parameters", parameters),
         _scalar_input("exclude_input_in_output", True, "BOOL", np.bool_),
+        *(_scalar_input(f"return_{name}", True, "BOOL", np.bool_) for name in _GENERATE_EXTRAS),
     ]
 
 
+_GENERATE_EXTRAS = ("finish_reason", "num_input_tokens", "num_output_tokens")
+
+
 def generation_chunk(result: Any) -> GenerationChunk:
-    """The text of one streamed response, and whether it is the last."""
+    """The text of one streamed response, whether it is the last, and what the model said of it."""
     response = result.get_response()
     final = response.parameters["triton_final_response"].bool_param
     values = result.as_numpy("text_output")
     text = "".join(v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values.reshape(-1))
-    return GenerationChunk(text=text, final=final)
+    reason = _first(result, "finish_reason")
+    reason = reason.decode("utf-8") if isinstance(reason, bytes) else reason
+    prompt_tokens, tokens = _first(result, "num_input_tokens"), _first(result, "num_output_tokens")
+    return GenerationChunk(
+        text=text,
+        final=final,
+        finish_reason=str(reason) if reason not in (None, "None", "") else None,  # vLLM: "None" until done
+        prompt_tokens=None if prompt_tokens is None else int(prompt_tokens),
+        tokens=None if tokens is None else int(tokens),
+    )
+
+
+def _first(result: Any, name: str) -> Any:
+    """The first element of an output the response may not have (None then)."""
+    values = result.as_numpy(name)
+    return None if values is None or values.size == 0 else values.reshape(-1)[0]
 
 
 def embed_inputs(texts: list[str]) -> list[InferInput]:

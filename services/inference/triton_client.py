@@ -142,8 +142,10 @@ class TritonModels:
 
     # -- generation ---------------------------------------------------------
 
-    async def generate(self, prompt: str, *, max_tokens: int, timeout_s: float) -> AsyncGenerator[str, None]:
-        """Yield the answer's text chunks in order.
+    async def generate(
+        self, prompt: str, *, max_tokens: int, timeout_s: float
+    ) -> AsyncGenerator[GenerationChunk, None]:
+        """Yield the answer's chunks in order (text, and what the model reports of it).
 
         Cancelling the consuming task, or closing this iterator (use
         ``contextlib.aclosing``), cancels the request at Triton.
@@ -161,7 +163,7 @@ class TritonModels:
                         if not started:
                             started = True
                             await self._learn_display_name("generate")
-                        yield chunk.text
+                        yield chunk
                         if chunk.final:
                             return
                     return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import openai
 import pytest
@@ -38,9 +40,45 @@ async def test_completion_answers_the_last_user_message(system: LocalSystem, cit
     choice = completion.choices[0]
     assert choice.finish_reason == "stop"
     assert "2,400 metres" in (choice.message.content or "")
-    assert completion.usage is not None and completion.usage.completion_tokens > 0
+    usage = completion.usage
+    assert usage is not None and usage.completion_tokens == len((choice.message.content or "").split())
+    # the model's count of the whole prompt: the page's text is in it, not only the question
+    assert usage.prompt_tokens > 50
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
     sources = (completion.model_extra or {})["sources"]
     assert sources[0]["url"] == cited_page
+
+
+async def test_an_answer_cut_by_max_tokens_ends_with_length(system: LocalSystem, cited_page: str) -> None:
+    question = f"How deep did the rig at {cited_page} reach?"
+    messages: list[Any] = [{"role": "user", "content": question}]
+    client = client_for(system)
+    completion = await client.chat.completions.create(model="extractive-cpu", messages=messages, max_tokens=2)
+    assert completion.choices[0].finish_reason == "length"
+    assert completion.usage is not None and completion.usage.completion_tokens == 2
+    stream = await client.chat.completions.create(
+        model="extractive-cpu", messages=messages, max_tokens=2, stream=True
+    )
+    chunks = [chunk async for chunk in stream]
+    assert chunks[-1].choices[0].finish_reason == "length"
+    assert all(chunk.usage is None for chunk in chunks)  # usage only when stream_options asks for it
+
+
+async def test_include_usage_ends_a_stream_with_a_usage_chunk(system: LocalSystem, cited_page: str) -> None:
+    stream = await client_for(system).chat.completions.create(
+        model="extractive-cpu",
+        messages=[{"role": "user", "content": f"How deep did the rig at {cited_page} reach?"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [chunk async for chunk in stream]
+    *answer, last = chunks
+    assert last.choices == [] and last.usage is not None
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in answer)
+    assert last.usage.completion_tokens == len(text.split())
+    assert last.usage.prompt_tokens > 50
+    assert answer[-1].choices[0].finish_reason == "stop"
+    assert all(chunk.usage is None for chunk in answer)
 
 
 async def test_streamed_completion(system: LocalSystem, cited_page: str) -> None:

@@ -205,8 +205,17 @@ async def test_generation_streams_ordered_chunks_then_one_result(inference: Infe
     assert {c.request_id for c in chunks} == {stream.request_id}
     assert result.answer == "".join(c.text for c in chunks) == FRANCE_ANSWER
     assert result.tokens == len(chunks) == 7
+    assert (result.finish_reason, result.prompt_tokens) == ("stop", len(FRANCE_PROMPT.split()))
     assert result.model == "extractive-cpu"
     assert 0 < result.first_token_ms <= result.total_ms < STREAM_TIMEOUT_S * 1000
+
+
+async def test_a_generation_cut_by_max_tokens_says_so(inference: Inference) -> None:
+    _, stream = await _generate(inference, FRANCE_PROMPT, max_tokens=3)
+    result = await stream.wait_end()
+    assert isinstance(result, GenerateResult), result
+    assert (result.tokens, result.finish_reason) == (3, "length")
+    assert FRANCE_ANSWER.startswith(result.answer)
 
 
 async def test_unknown_fields_are_ignored(inference: Inference) -> None:

@@ -19,6 +19,7 @@ from tritonclient.grpc import InferInput
 
 from deploy.triton.local import LocalTriton
 from services.inference.errors import InvalidInferenceRequest, TritonUnavailable, UnknownModel
+from services.inference.model_io import GenerationChunk
 from services.inference.settings import InferenceSettings
 from services.inference.triton_client import TritonModels
 
@@ -59,7 +60,21 @@ async def models(triton: LocalTriton) -> AsyncIterator[TritonModels]:
 
 
 async def _collect(models: TritonModels, prompt: str, max_tokens: int = 200) -> list[str]:
+    return [chunk.text for chunk in await _chunks(models, prompt, max_tokens)]
+
+
+async def _chunks(models: TritonModels, prompt: str, max_tokens: int) -> list[GenerationChunk]:
     return [chunk async for chunk in models.generate(prompt, max_tokens=max_tokens, timeout_s=30)]
+
+
+async def test_generation_reports_why_it_ended_and_its_token_counts(models: TritonModels) -> None:
+    whole = await _chunks(models, FRANCE_PROMPT, max_tokens=200)
+    assert [c.finish_reason for c in whole] == [None] * (len(whole) - 1) + ["stop"]
+    assert {c.prompt_tokens for c in whole} == {len(FRANCE_PROMPT.split())}  # the stand-in's tokens: words
+    assert [c.tokens for c in whole] == [1] * len(whole)
+    cut = await _chunks(models, FRANCE_PROMPT, max_tokens=2)
+    assert [c.text for c in cut] == [c.text for c in whole[:2]]
+    assert cut[-1].finish_reason == "length"
 
 
 async def test_ready_and_display_names(models: TritonModels) -> None:
@@ -136,7 +151,7 @@ async def test_cancelling_mid_stream_reaches_the_model(models: TritonModels, tri
     received: list[str] = []
     async with aclosing(models.generate(prompt, max_tokens=500, timeout_s=30)) as stream:
         async for chunk in stream:
-            received.append(chunk)
+            received.append(chunk.text)
             if len(received) == 2:
                 break
     assert len(received) == 2
@@ -154,7 +169,7 @@ async def test_in_flight_bound_queues_extra_requests(triton: LocalTriton) -> Non
     models = TritonModels(InferenceSettings(triton_grpc_url=triton.grpc_url, max_in_flight=1))
     async with aclosing(models.generate(FRANCE_PROMPT, max_tokens=50, timeout_s=30)) as stream:
         first = await anext(stream)
-        assert (first, models.in_flight) == ("Paris ", 1)
+        assert (first.text, models.in_flight) == ("Paris ", 1)
         waiting = asyncio.create_task(models.embed(["queued text"], timeout_s=30))
         while models.queued == 0:  # noqa: ASYNC110 - yield until the task reaches the semaphore
             await asyncio.sleep(0)

@@ -7,6 +7,8 @@ not in the conversation. URLs in the question are read as in `POST /v1/chat`;
 documents are searched in the `default` collection. The answer's sources
 are added to the response as an extra `sources` field (on the last chunk
 when streaming), which OpenAI clients ignore or expose as extra data.
+`finish_reason` and `usage` are the model's (see `ChatAnswer`); a stream
+carries `usage` only when `stream_options.include_usage` asks for it.
 """
 
 from __future__ import annotations
@@ -52,12 +54,19 @@ class ChatMessage(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     content: str | list[ContentPart] | None = None
 
 
+class StreamOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """Options of a streamed completion."""
+
+    include_usage: bool = False  # one more chunk, with no choices, carries the usage
+
+
 class CompletionBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     """An OpenAI chat completion request (sampling parameters are accepted and ignored)."""
 
     model: str
     messages: Annotated[list[ChatMessage], msgspec.Meta(min_length=1)]
     stream: bool = False
+    stream_options: StreamOptions | None = None
     max_tokens: Annotated[int, msgspec.Meta(ge=1, le=4096)] | None = None
     max_completion_tokens: Annotated[int, msgspec.Meta(ge=1, le=4096)] | None = None
     # One choice per request: asking for more is refused, not answered with fewer.
@@ -145,6 +154,7 @@ async def chat_completions(
     completion = _Completion(f"chatcmpl-{chat_id}", data.model, question)
     events = await open_chat(chat_service, chat_request, chat_id)
     if data.stream:
+        completion.include_usage = data.stream_options is not None and data.stream_options.include_usage
         stream = _stream(completion, events, metrics)
         return ServerSentEvent(stream, background=BackgroundTask(stream.aclose))
     async with aclosing(events):  # type: ignore[type-var]
@@ -163,26 +173,38 @@ class _Completion:
         self.id = completion_id
         self.model = model
         self.created = int(time.time())
-        self.prompt_tokens = len(question.split())
-        self.tokens = 0
+        self._question_words = len(question.split())
+        self.tokens = 0  # chunks streamed, for a model that does not count its tokens
+        self.include_usage = False
 
-    def usage(self) -> dict[str, int]:
-        total = self.prompt_tokens + self.tokens
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.tokens, "total_tokens": total}
+    def usage(self, answer: ChatAnswer) -> dict[str, int]:
+        """The model's counts: the prompt holds the sources too, not only the question."""
+        prompt = answer.prompt_tokens or self._question_words
+        completion = answer.completion_tokens or self.tokens
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
     def whole(self, answer: ChatAnswer) -> dict[str, Any]:
         message = {"role": "assistant", "content": answer.answer}
-        choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
+        choice = {"index": 0, "message": message, "finish_reason": answer.finish_reason, "logprobs": None}
         return {
             **self._head("chat.completion"),
             "choices": [choice],
-            "usage": self.usage(),
+            "usage": self.usage(answer),
             "sources": msgspec.to_builtins(answer.sources),
         }
 
     def chunk(self, delta: dict[str, str], finish_reason: str | None = None, **extra: Any) -> str:
         choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
-        body = {**self._head("chat.completion.chunk"), "choices": [choice], **extra}
+        return self._encode({"choices": [choice], **extra})
+
+    def usage_chunk(self, answer: ChatAnswer) -> str:
+        """The chunk `stream_options.include_usage` asks for: no choices, the usage."""
+        return self._encode({"choices": [], "usage": self.usage(answer)})
+
+    def _encode(self, fields: dict[str, Any]) -> str:
+        # With include_usage every chunk has a usage field, null but on the usage chunk.
+        usage = {"usage": None} if self.include_usage else {}
+        body = {**self._head("chat.completion.chunk"), **usage, **fields}
         return msgspec.json.encode(body).decode()
 
     def _head(self, kind: str) -> dict[str, Any]:
@@ -204,8 +226,10 @@ async def _stream(
                         continue
                     metrics.count_context_errors(event.context_errors)
                     sources = msgspec.to_builtins(event.sources)
-                    last = completion.chunk({}, "stop", usage=completion.usage(), sources=sources)
+                    last = completion.chunk({}, event.finish_reason, sources=sources)
                     yield ServerSentEventMessage(data=last)
+                    if completion.include_usage:
+                        yield ServerSentEventMessage(data=completion.usage_chunk(event))
             except ServiceError as exc:
                 metrics.upstream_errors.labels(service="inference").inc()
                 error = {"error": {"message": exc.detail, "type": "server_error", "code": exc.code}}

@@ -22,7 +22,7 @@ async def generate_item(models: TritonModels, item: JobItem, *, timeout_s: float
         return png, PNG_TYPE
     parts: list[str] = []
     chunks = models.generate(item.prompt, max_tokens=item.options.max_tokens, timeout_s=timeout_s)
-    async with aclosing(chunks) as texts:
-        async for text in texts:
-            parts.append(text)
+    async with aclosing(chunks) as generated:
+        async for chunk in generated:
+            parts.append(chunk.text)
     return "".join(parts).encode("utf-8"), TEXT_TYPE

@@ -76,10 +76,8 @@ def test_settings_and_chunk_are_plain_structs() -> None:
         {"triton_grpc_url": "triton:8001", "max_in_flight": "8"}, InferenceSettings, strict=False
     )
     assert (settings.triton_grpc_url, settings.max_in_flight) == ("triton:8001", 8)
-    assert (
-        msgspec.json.decode(msgspec.json.encode(GenerationChunk("a ", False)), type=GenerationChunk).text
-        == "a "
-    )
+    chunk = GenerationChunk(text="a ", final=False)
+    assert msgspec.json.decode(msgspec.json.encode(chunk), type=GenerationChunk) == chunk
 
 
 async def test_an_unreadable_display_name_is_an_error_not_the_config_name(offline: TritonModels) -> None:

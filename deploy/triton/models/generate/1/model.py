@@ -2,7 +2,10 @@
 
 It takes the inputs and outputs of Triton's vLLM backend, answers with the
 source sentences closest to the question and streams them word by word, each
-sentence followed by its citation.  It never invents text: with no relevant
+sentence followed by its citation.  Like the vLLM backend it reports, when
+asked, why the answer ended (``finish_reason``: ``stop``, or ``length`` when
+``max_tokens`` cut it) and its token counts; its tokens are words (the
+prompt's, and one per streamed chunk), not an LLM tokenizer's.  It never invents text: with no relevant
 sentence it says so.  Cost: BM25 first keeps the ``candidate_sentences`` best
 sentences, only those (and the question) are embedded by the ``embed`` model
 through BLS, in one request, and their vectors stay in an LRU cache of
@@ -77,7 +80,7 @@ class TritonPythonModel:
         final = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
         try:
             prompt, stream, max_tokens, exclude_input = self._read(request)
-            chunks = (await self._answer(prompt))[:max_tokens]
+            answer = await self._answer(prompt)
         except _BadRequest as error:
             failure = pb_utils.TritonError(f"invalid request: {error}", pb_utils.TritonError.INVALID_ARG)
             sender.send(pb_utils.InferenceResponse(error=failure), flags=final)
@@ -86,13 +89,15 @@ class TritonPythonModel:
             self._logger.log_error(f"generate failed: {error!r}")
             sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(error))), flags=final)
             return
+        chunks = answer[:max_tokens]
+        extras = _Extras(request, prompt, "length" if len(answer) > max_tokens else "stop")
         if not stream:
             text = "".join(chunks) if exclude_input else prompt + "".join(chunks)
-            sender.send(self._response(text), flags=final)
+            sender.send(self._response(text, extras.outputs(len(chunks), finished=True)), flags=final)
             return
-        await self._stream(request, sender, chunks)
+        await self._stream(request, sender, chunks, extras)
 
-    async def _stream(self, request: Any, sender: Any, chunks: list[str]) -> None:
+    async def _stream(self, request: Any, sender: Any, chunks: list[str], extras: _Extras) -> None:
         final = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
         for index, chunk in enumerate(chunks):
             if request.is_cancelled():
@@ -101,7 +106,7 @@ class TritonPythonModel:
                 return
             last = index == len(chunks) - 1
             # The last chunk carries FINAL: an empty final response never reaches gRPC streams.
-            sender.send(self._response(chunk), flags=final if last else 0)
+            sender.send(self._response(chunk, extras.outputs(1, finished=last)), flags=final if last else 0)
             if not last and self._chunk_delay_s > 0:
                 await asyncio.sleep(self._chunk_delay_s)  # the pace of a token stream
 
@@ -157,6 +162,30 @@ class TritonPythonModel:
         return np.asarray(output.as_numpy(), dtype=np.float32)
 
     @staticmethod
-    def _response(text: str) -> Any:
+    def _response(text: str, extras: list[Any]) -> Any:
         tensor = pb_utils.Tensor("text_output", np.array([text.encode("utf-8")], dtype=np.object_))
-        return pb_utils.InferenceResponse(output_tensors=[tensor])
+        return pb_utils.InferenceResponse(output_tensors=[tensor, *extras])
+
+
+class _Extras:
+    """The vLLM backend's additional outputs a request asked for (``return_<output>`` inputs)."""
+
+    def __init__(self, request: Any, prompt: str, finish_reason: str) -> None:
+        self._wanted = {
+            name for name in _EXTRA_OUTPUTS if bool(_optional_scalar(request, f"return_{name}"))
+        }
+        self._input_tokens = len(prompt.split())
+        self._finish_reason = finish_reason
+
+    def outputs(self, output_tokens: int, *, finished: bool) -> list[Any]:
+        """The tensors of one response: ``output_tokens`` is the count of this response alone."""
+        values = {
+            # vLLM sends str(None) until the sequence finishes
+            "finish_reason": np.array([(self._finish_reason if finished else "None").encode()], np.object_),
+            "num_input_tokens": np.array([self._input_tokens], np.uint32),
+            "num_output_tokens": np.array([output_tokens], np.uint32),
+        }
+        return [pb_utils.Tensor(name, values[name]) for name in _EXTRA_OUTPUTS if name in self._wanted]
+
+
+_EXTRA_OUTPUTS = ("finish_reason", "num_input_tokens", "num_output_tokens")
