@@ -57,6 +57,7 @@ class ChatService:
                 max_tokens=request.max_tokens,
                 accept_timeout_s=settings.accept_timeout_s,
                 timeout_s=settings.chat_timeout_s,
+                idle_timeout_s=settings.stream_idle_timeout_s,
             )
             async with aclosing(generation) as events:
                 async for event in events:

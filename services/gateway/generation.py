@@ -4,6 +4,11 @@ The gateway subscribes to the request's own stream subject *before* it asks
 for the generation, so no chunk can be missed; it checks that chunks arrive
 in order; and whenever it stops listening early (the client went away, the
 deadline passed) it tells inference to cancel, down to Triton.
+
+A stream that goes quiet ends with an error instead of holding the client
+until the chat's deadline: when the bus connection is lost (no chunk can
+arrive, and those published meanwhile are gone), or when no chunk has come
+for `idle_timeout_s` after the first one (the replica streaming it died).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ __all__ = ["stream_generation"]
 
 _log = get_logger(__name__)
 
+_CONNECTION_CHECK_S = 0.5  # how often a quiet stream looks at the bus connection
+
 
 async def stream_generation(
     broker: NatsBroker,
@@ -40,6 +47,7 @@ async def stream_generation(
     max_tokens: int,
     accept_timeout_s: float,
     timeout_s: float,
+    idle_timeout_s: float,
 ) -> AsyncGenerator[TokenChunk | GenerateResult, None]:
     """Yield the chunks of one generation, then its result; raise a GatewayError on failure."""
     loop = asyncio.get_running_loop()
@@ -57,14 +65,23 @@ async def stream_generation(
         )
         await _start(broker, request, accept_timeout_s)
         expected_seq = 0
+        quiet_until = deadline  # until the first chunk, only the chat's deadline bounds the wait
         while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+            now = loop.time()
+            if now >= deadline:
                 raise ChatTimeout(f"no answer within {timeout_s:.0f} s")
+            if now >= quiet_until:
+                raise UpstreamUnavailable(f"inference stopped streaming: no chunk for {idle_timeout_s:.0f} s")
+            if not broker.connection.is_connected:
+                raise UpstreamUnavailable("the bus connection was lost in the middle of the answer")
             try:
-                message = await subscription.next_msg(timeout=remaining)
-            except NatsTimeoutError as exc:
-                raise ChatTimeout(f"no answer within {timeout_s:.0f} s") from exc
+                wait_s = min(deadline, quiet_until, now + _CONNECTION_CHECK_S) - now
+                message = await subscription.next_msg(timeout=wait_s)
+            except NatsTimeoutError:
+                continue  # nothing yet: check the deadlines and the connection again
+            except NatsError as exc:  # the connection closed for good
+                raise UpstreamUnavailable(f"the bus connection closed ({type(exc).__name__})") from exc
+            quiet_until = loop.time() + idle_timeout_s
             event: TokenChunk | GenerateResult | ErrorReply = decode(
                 message.data, TokenChunk | GenerateResult | ErrorReply
             )

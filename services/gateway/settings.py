@@ -18,6 +18,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     context_timeout_s: float = 3.0  # one deadline for all enrichers (scraper, rag) together
     accept_timeout_s: float = 2.0  # how long inference may take to accept a generation
     chat_timeout_s: float = 60.0  # the whole chat, enrichment and generation included
+    stream_idle_timeout_s: float = 10.0  # the longest wait for an answer's next chunk after its first
     health_timeout_s: float = 1.0  # each service's answer to a readiness probe
     max_prompt_chars: int = 20_000  # longer prompts are refused with 413
     max_source_chars: int = 4_000  # text of one page or passage put into the prompt

@@ -1,0 +1,82 @@
+"""NATS going away and coming back: clear errors while it is gone, everything works again after.
+
+The system here has a NATS server of its own (stopping the shared one would
+disturb other tests); Triton is the shared one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from deploy.cluster import LocalSystem, NatsServer
+from deploy.triton.local import LocalTriton
+from tests.integration.test_gateway_documents import markdown, wait_ready
+
+pytestmark = pytest.mark.integration
+
+# a chat's deadlines (context 3 s, accept 2 s) with room for a slow CI machine
+DEADLINE_S = 15.0
+RECOVERY_S = 60.0  # every service reconnects within this (nats-py's reconnect wait is 2 s)
+POLL_S = 0.2  # polling interval of readiness, which has no event to await
+
+
+async def _ready_again(client: httpx.AsyncClient) -> None:
+    deadline = time.monotonic() + RECOVERY_S
+    while time.monotonic() < deadline:
+        if (await client.get("/readyz")).status_code == 200:
+            return
+        await asyncio.sleep(POLL_S)
+    raise TimeoutError(f"the gateway was not ready {RECOVERY_S} s after NATS came back")
+
+
+async def test_nats_gone_gives_clear_errors_and_back_everything_works(
+    triton: LocalTriton, tmp_path: Path
+) -> None:
+    nats = NatsServer(tmp_path / "nats")
+    nats.start()
+    try:
+        async with (
+            LocalSystem.start(tmp_path, nats=nats, triton=triton) as system,
+            httpx.AsyncClient(base_url=system.gateway_url, timeout=30) as client,
+        ):
+            topic = f"quorvex{uuid.uuid4().hex[:6]}"
+            before = await client.post("/v1/documents", files={"file": (f"{topic}.md", markdown(topic))})
+            assert (await wait_ready(client, before.json()["document_id"]))["state"] == "ready"
+
+            question = {"prompt": f"When must the {topic} valve be closed?", "stream": True}
+            async with client.stream("POST", "/v1/chat", json=question) as streamed:
+                lines = aiter(streamed.aiter_lines())
+                assert (await anext(lines)) == "event: chunk"
+                nats.stop()  # mid-stream
+                started = time.monotonic()
+                rest = [line async for line in lines]
+            assert time.monotonic() - started < DEADLINE_S  # the stream ended: no hang
+            assert "event: answer" in rest or "event: error" in rest, rest
+
+            started = time.monotonic()
+            chat = await client.post("/v1/chat", json={"prompt": "is anyone there?"})
+            later = f"{topic}-later"
+            upload = await client.post("/v1/documents", files={"file": (f"{later}.md", markdown(later))})
+            listing = await client.get("/v1/documents")
+            ready = await client.get("/readyz")
+            assert time.monotonic() - started < 4 * DEADLINE_S
+            for refused in (chat, upload, listing, ready):
+                assert refused.status_code == 503, (refused.request.url, refused.text)
+            assert "nats" in ready.json()["missing"]
+
+            nats.start()  # same port, same JetStream data
+            await _ready_again(client)
+            again = await client.post("/v1/chat", json={"prompt": f"When must the {topic} valve be closed?"})
+            assert again.status_code == 200, again.text
+            assert "before the pump is started" in again.json()["answer"]
+            uploaded = await client.post("/v1/documents", files={"file": (f"{later}.md", markdown(later))})
+            assert uploaded.status_code == 202, uploaded.text
+            assert (await wait_ready(client, uploaded.json()["document_id"]))["state"] == "ready"
+    finally:
+        nats.stop()
