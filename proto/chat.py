@@ -6,17 +6,30 @@ import msgspec
 
 from proto.common import Message
 
-__all__ = ["ChatAnswer", "ChatRequest", "Source"]
+__all__ = ["ChatAnswer", "ChatRequest", "ChatTurn", "Source"]
+
+
+class ChatTurn(msgspec.Struct, kw_only=True, frozen=True):
+    """An earlier message of a conversation: `system` instructions, a `user` or `assistant` turn."""
+
+    role: str
+    content: str
 
 
 class ChatRequest(Message, tag="chat.request"):
-    """Ask the assistant; URLs in the prompt are read, documents of `collection` searched."""
+    """Ask the assistant; URLs in the prompt are read, documents of `collection` searched.
+
+    `history` (oldest first) is put into the model's prompt, so it can follow
+    instructions and answer follow-ups; links are read and documents searched
+    for `prompt` alone.
+    """
 
     prompt: str
     collection: str = "default"
     max_tokens: int = 512
     use_web: bool = True
     use_documents: bool = True
+    history: list[ChatTurn] = msgspec.field(default_factory=list)
 
 
 class Source(msgspec.Struct, kw_only=True, frozen=True):

@@ -14,7 +14,7 @@ from runtime.logging import bind_request, get_logger
 from services.gateway.context import gather_context
 from services.gateway.errors import PromptTooLarge
 from services.gateway.generation import stream_generation
-from services.gateway.prompt import build_prompt
+from services.gateway.prompt import build_prompt, recent_history
 from services.gateway.settings import GatewaySettings
 
 __all__ = ["ChatService"]
@@ -49,7 +49,8 @@ class ChatService:
                 max_source_chars=settings.max_source_chars,
             )
             _log.info("context gathered", sources=len(context.sources), errors=context.errors)
-            prompt = build_prompt(request.prompt, context.prompt_sources)
+            history = recent_history(request.history, settings.max_history_chars)
+            prompt = build_prompt(request.prompt, context.prompt_sources, history)
             generation = stream_generation(
                 self._broker,
                 request_id=chat_id,

@@ -1,15 +1,22 @@
 """The prompt the gateway sends to the generation model.
 
 The format is the contract with `deploy/triton/models/generate` (see
-`deploy/triton/README.md`): numbered sources, then the question. A real LLM
-reads it as an instruction; the CPU stand-in parses it.
+`deploy/triton/README.md`): the application's instructions and the
+conversation so far (if any), numbered sources, then the question. A real LLM
+reads it as an instruction; the CPU stand-in parses it (and answers from the
+sources alone). Every history line starts with its role, so no line of it can
+pass for a `Sources:` or `Question:` line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["PromptSource", "build_prompt"]
+from proto.chat import ChatTurn
+
+__all__ = ["PromptSource", "build_prompt", "recent_history"]
+
+_ROLES = {"system": "Instructions", "developer": "Instructions", "user": "User", "assistant": "Assistant"}
 
 _INSTRUCTION = "Answer the question using only the numbered sources below. Cite sources like [1]."
 
@@ -25,9 +32,35 @@ class PromptSource:
         self.text = text
 
 
-def build_prompt(question: str, sources: Sequence[PromptSource]) -> str:
-    """The whole prompt: the instruction, the sources block (if any) and the question."""
+def recent_history(history: Sequence[ChatTurn], max_chars: int) -> list[ChatTurn]:
+    """The turns a prompt keeps: instructions first, then the latest turns, within `max_chars`.
+
+    Turns of an unknown role or without text are dropped; a turn that does not
+    fit ends the selection (older turns never skip ahead of a newer one).
+    """
+    turns = [ChatTurn(role=t.role, content=_one_line(t.content)) for t in history if t.role in _ROLES]
+    turns = [t for t in turns if t.content]
+    kept: list[ChatTurn] = []
+    budget = max_chars
+    instructions = [t for t in turns if _ROLES[t.role] == "Instructions"]
+    conversation = [t for t in turns if _ROLES[t.role] != "Instructions"]
+    for turn in [*instructions, *reversed(conversation)]:
+        if len(turn.content) > budget:
+            break
+        kept.append(turn)
+        budget -= len(turn.content)
+    told = [t for t in kept if _ROLES[t.role] == "Instructions"]
+    said = [t for t in kept if _ROLES[t.role] != "Instructions"]
+    return [*told, *reversed(said)]
+
+
+def build_prompt(question: str, sources: Sequence[PromptSource], history: Sequence[ChatTurn] = ()) -> str:
+    """The whole prompt: the instruction, the history and sources blocks (if any), the question."""
     parts = [_INSTRUCTION, ""]
+    if history:
+        parts.append("Conversation so far:")
+        parts.extend(f"{_ROLES[turn.role]}: {_one_line(turn.content)}" for turn in history)
+        parts.append("")
     if sources:
         parts.append("Sources:")
         for source in sources:

@@ -22,6 +22,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     health_timeout_s: float = 1.0  # each service's answer to a readiness probe
     max_prompt_chars: int = 20_000  # longer prompts are refused with 413
     max_source_chars: int = 4_000  # text of one page or passage put into the prompt
+    max_history_chars: int = 8_000  # earlier turns put into the prompt (instructions, then the latest)
     retrieve_k: int = 4  # passages retrieved for a chat
     max_body_bytes: int = 1_000_000  # JSON request bodies (uploads have their own limit)
     log_level: str = "INFO"

@@ -173,3 +173,20 @@ async def test_each_chat_on_a_websocket_has_its_own_id(system: LocalSystem, cite
     ids = [answer["id"] for answer in answers]
     assert len(set(ids)) == 2, ids
     assert ids[0].split("-")[0] == ids[1].split("-")[0]  # both still carry the connection's request id
+
+
+async def test_a_chat_carries_its_history_to_the_model(system: LocalSystem, cited_page: str) -> None:
+    question = f"How deep did the rig at {cited_page} reach?"
+    history = [{"role": "user", "content": "Where is the rig?"}, {"role": "assistant", "content": "At sea."}]
+    async with httpx.AsyncClient(base_url=system.gateway_url, timeout=30) as client:
+        alone = (await client.post("/v1/chat", json={"prompt": question})).json()
+        followed = (await client.post("/v1/chat", json={"prompt": question, "history": history})).json()
+        refused = await client.post("/v1/chat", json={"prompt": question, "history": [{"role": "tool"}]})
+    # the stand-in counts its prompt's words: the turns' (4 + 2), the heading (3), the roles (2)
+    assert followed["prompt_tokens"] == alone["prompt_tokens"] + 6 + 3 + 2
+    assert followed["answer"] == alone["answer"]
+    assert (followed["finish_reason"], followed["completion_tokens"]) == (
+        "stop",
+        len(alone["answer"].split()),
+    )
+    assert refused.status_code == 400 and "history" in refused.text

@@ -49,6 +49,23 @@ async def test_completion_answers_the_last_user_message(system: LocalSystem, cit
     assert sources[0]["url"] == cited_page
 
 
+async def test_earlier_messages_reach_the_models_prompt(system: LocalSystem, cited_page: str) -> None:
+    question: dict[str, Any] = {"role": "user", "content": f"How deep did the rig at {cited_page} reach?"}
+    earlier: list[dict[str, Any]] = [
+        {"role": "system", "content": "Answer in one sentence."},
+        {"role": "user", "content": "Where is the rig?"},
+        {"role": "assistant", "content": [{"type": "text", "text": "In the North Sea."}]},
+    ]
+    client = client_for(system)
+    alone = await client.chat.completions.create(model="extractive-cpu", messages=[question])
+    followed = await client.chat.completions.create(model="extractive-cpu", messages=[*earlier, question])
+    assert alone.usage is not None and followed.usage is not None
+    # the stand-in counts the words of its prompt: the three messages' (4 each), the block's
+    # heading "Conversation so far:" (3) and each message's role (3)
+    assert followed.usage.prompt_tokens == alone.usage.prompt_tokens + 3 * 4 + 3 + 3
+    assert followed.choices[0].message.content == alone.choices[0].message.content  # it answers the question
+
+
 async def test_an_answer_cut_by_max_tokens_ends_with_length(system: LocalSystem, cited_page: str) -> None:
     question = f"How deep did the rig at {cited_page} reach?"
     messages: list[Any] = [{"role": "user", "content": question}]

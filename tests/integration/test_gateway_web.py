@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -65,6 +66,18 @@ async def test_page_streams_an_answer_with_citations_and_uploads(
     await expect(page.locator(".answer").last).to_contain_text("2,400 metres", timeout=WAIT_MS)
     citation = page.locator(".citation a").first
     await expect(citation).to_have_attribute("href", cited_page, timeout=WAIT_MS)
+    first_answer = await page.locator(".answer").last.text_content()
+
+    # a follow-up carries the conversation so far
+    await page.fill("#prompt", "And how deep was it?")
+    async with page.expect_request("**/v1/chat") as follow_up:
+        await page.click("#send")
+    sent = json.loads((await follow_up.value).post_data or "{}")
+    assert sent["history"] == [
+        {"role": "user", "content": f"How deep did the rig at {cited_page} reach?"},
+        {"role": "assistant", "content": first_answer},
+    ]
+    await expect(page.locator(".answer")).to_have_count(2)
 
     topic = f"flumox{uuid.uuid4().hex[:6]}"
     note = tmp_path / f"{topic}.md"

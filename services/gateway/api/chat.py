@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, post
@@ -18,7 +18,7 @@ from litestar.background_tasks import BackgroundTask
 from litestar.openapi import ResponseSpec
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from proto.chat import ChatAnswer, ChatRequest
+from proto.chat import ChatAnswer, ChatRequest, ChatTurn
 from proto.inference import TokenChunk
 from runtime.errors import ServiceError
 from services.gateway.chat import ChatService
@@ -30,6 +30,15 @@ from services.gateway.tenancy import COLLECTION_PATTERN, Tenant
 __all__ = ["ChatBody", "ChatEvents", "chat", "open_chat"]
 
 ChatEvents = AsyncIterator[TokenChunk | ChatAnswer]
+
+_MAX_TURNS = 200  # earlier messages one request may carry (the body's size is bounded too)
+
+
+class TurnBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """An earlier message of the conversation."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
 
 
 class ChatBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
@@ -43,6 +52,13 @@ class ChatBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     use_web: bool = True
     use_documents: bool = True
     stream: Annotated[bool, msgspec.Meta(description="Answer as Server-Sent Events.")] = False
+    history: Annotated[
+        list[TurnBody],
+        msgspec.Meta(
+            max_length=_MAX_TURNS,
+            description="Earlier messages, oldest first: the model reads the latest that fit its prompt.",
+        ),
+    ] = msgspec.field(default_factory=list)
 
     def to_request(self, tenant: Tenant) -> ChatRequest:
         """The bus request, its collection scoped to the caller's tenant."""
@@ -52,6 +68,7 @@ class ChatBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
             max_tokens=self.max_tokens,
             use_web=self.use_web,
             use_documents=self.use_documents,
+            history=[ChatTurn(role=turn.role, content=turn.content) for turn in self.history],
         )
 
 

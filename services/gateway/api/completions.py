@@ -1,10 +1,10 @@
 """The OpenAI-compatible API: `POST /v1/chat/completions` (streamed or not) and `GET /v1/models`.
 
-The question is the text of the last `user` message; earlier messages
-(system prompts, the conversation so far) are ignored, because every answer
-is grounded in the pages linked in that message and the caller's documents,
-not in the conversation. URLs in the question are read as in `POST /v1/chat`;
-documents are searched in the `default` collection. The answer's sources
+The question is the text of the last `user` message; the messages before it
+(system or developer instructions, the conversation so far) go into the
+model's prompt as its history, so it can follow them and answer follow-ups.
+URLs in the question are read as in `POST /v1/chat`, and documents are
+searched (in the `default` collection) for the question alone. The answer's sources
 are added to the response as an extra `sources` field (on the last chunk
 when streaming), which OpenAI clients ignore or expose as extra data.
 `finish_reason` and `usage` are the model's (see `ChatAnswer`); a stream
@@ -24,7 +24,7 @@ from litestar.background_tasks import BackgroundTask
 from litestar.exceptions import HTTPException
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from proto.chat import ChatAnswer, ChatRequest
+from proto.chat import ChatAnswer, ChatRequest, ChatTurn
 from proto.inference import TokenChunk
 from runtime.errors import ServiceError
 from services.gateway.api.chat import ChatEvents, open_chat
@@ -98,14 +98,19 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
 _ERRORS = {ServiceError: _service_error, HTTPException: _http_error}
 
 
-def _question(messages: list[ChatMessage]) -> str:
-    for message in reversed(messages):
-        if message.role != "user" or message.content is None:
-            continue
-        if isinstance(message.content, str):
-            return message.content
-        return "\n".join(part.text for part in message.content if part.type == "text")
-    return ""
+def _conversation(messages: list[ChatMessage]) -> tuple[str, list[ChatTurn]]:
+    """The last user message's text, and the messages before it as history."""
+    for at in range(len(messages) - 1, -1, -1):
+        if messages[at].role == "user" and messages[at].content is not None:
+            earlier = [ChatTurn(role=m.role, content=_text(m)) for m in messages[:at]]
+            return _text(messages[at]), [turn for turn in earlier if turn.content.strip()]
+    return "", []
+
+
+def _text(message: ChatMessage) -> str:
+    if message.content is None or isinstance(message.content, str):
+        return message.content or ""
+    return "\n".join(part.text for part in message.content if part.type == "text")
 
 
 @get("/models", summary="OpenAI: list models", exception_handlers=_ERRORS)  # type: ignore[arg-type]
@@ -142,13 +147,15 @@ async def chat_completions(
     """Answer the last user message; streamed as `data: {chunk}` lines ending with `data: [DONE]`."""
     if data.model not in settings.models:
         return _openai_error(404, f"The model '{data.model}' does not exist", "model_not_found", "model")
-    question = _question(data.messages).strip()
+    question, history = _conversation(data.messages)
+    question = question.strip()
     if not question:
         return _openai_error(400, "no user message with text content", "invalid_request", "messages")
     chat_request = ChatRequest(
         prompt=question,
         collection=tenant_of(request).collection("default"),
         max_tokens=data.max_completion_tokens or data.max_tokens or 512,
+        history=history,
     )
     chat_id = chat_id_for(request)
     completion = _Completion(f"chatcmpl-{chat_id}", data.model, question)

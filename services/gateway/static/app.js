@@ -5,7 +5,9 @@
 const $ = (id) => document.getElementById(id);
 const URL_RE = /https?:\/\/[^\s<>"')\]]+/g;
 const POLL_MS = 1000;
+const HISTORY_TURNS = 20; // earlier messages sent with a question (the gateway keeps what fits)
 let running = null; // the AbortController of the answer being streamed
+const history = []; // this page's conversation: {role, content}, oldest first
 
 for (const id of ["api-key", "collection"]) {
   const saved = localStorage.getItem(id);
@@ -85,7 +87,12 @@ async function ask(prompt) {
     const response = await fetch("/v1/chat", {
       method: "POST",
       headers: headers({ "Content-Type": "application/json" }),
-      body: JSON.stringify({ prompt, collection: $("collection").value, stream: true }),
+      body: JSON.stringify({
+        prompt,
+        collection: $("collection").value,
+        stream: true,
+        history: history.slice(-HISTORY_TURNS),
+      }),
       signal: running.signal,
     });
     if (!response.ok) {
@@ -98,6 +105,7 @@ async function ask(prompt) {
       else if (event === "answer") {
         answer.textContent = payload.answer;
         showCitations(turn, payload.sources);
+        history.push({ role: "user", content: prompt }, { role: "assistant", content: payload.answer });
       } else if (event === "error") throw new Error(payload.detail);
     }
   } catch (error) {

@@ -14,7 +14,9 @@ A prompt with sources looks like this (see ``deploy/triton/README.md``)::
     Question: What is ...?
     Answer:
 
-A prompt without a ``Sources:`` line is just a question with no sources.  A
+A ``Conversation so far:`` block (one line a turn, each starting with its
+role) may come before ``Sources:``; this model does not use it.  A prompt
+without a ``Sources:`` line is just a question with no sources.  A
 source header is ``[n] <label>``; its text runs until the next ``\\n\\n[m] ``
 header or ``\\n\\nQuestion: ``.
 """
