@@ -14,7 +14,7 @@ from runtime.logging import bind_request, get_logger
 from services.gateway.context import gather_context
 from services.gateway.errors import PromptTooLarge
 from services.gateway.generation import stream_generation
-from services.gateway.prompt import build_prompt, recent_history
+from services.gateway.prompt import fit_prompt, recent_history
 from services.gateway.settings import GatewaySettings
 
 __all__ = ["ChatService"]
@@ -50,7 +50,9 @@ class ChatService:
             )
             _log.info("context gathered", sources=len(context.sources), errors=context.errors)
             history = recent_history(request.history, settings.max_history_chars)
-            prompt = build_prompt(request.prompt, context.prompt_sources, history)
+            limit = settings.max_model_prompt_chars
+            prompt, kept = fit_prompt(request.prompt, context.prompt_sources, history, limit)
+            context.keep(kept, limit)
             generation = stream_generation(
                 self._broker,
                 request_id=chat_id,

@@ -39,6 +39,15 @@ class ChatContext:
         self.sources.append(source)
         self.prompt_sources.append(PromptSource(source.n, source.label, text))
 
+    def keep(self, count: int, max_prompt_chars: int) -> None:
+        """Keep the first `count` sources (those the prompt had room for); say which were left out."""
+        if count >= len(self.sources):
+            return
+        first, last = self.sources[count].n, self.sources[-1].n
+        which = f"[{first}]" if first == last else f"[{first}]-[{last}]"
+        self.errors.append(f"sources {which} left out: the prompt would exceed {max_prompt_chars} characters")
+        del self.sources[count:], self.prompt_sources[count:]
+
 
 async def gather_context(
     broker: NatsBroker,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from proto.chat import ChatTurn
 
-__all__ = ["PromptSource", "build_prompt", "recent_history"]
+__all__ = ["PromptSource", "build_prompt", "fit_prompt", "recent_history"]
 
 _ROLES = {"system": "Instructions", "developer": "Instructions", "user": "User", "assistant": "Assistant"}
 
@@ -74,3 +74,30 @@ def build_prompt(question: str, sources: Sequence[PromptSource], history: Sequen
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def fit_prompt(
+    question: str, sources: Sequence[PromptSource], history: Sequence[ChatTurn], max_chars: int
+) -> tuple[str, int]:
+    """The prompt within the model's `max_chars`, and how many of `sources` it kept.
+
+    What gives way first: the oldest turns of the conversation, then the last
+    sources (document passages come after the pages the user linked), then
+    the instructions. The question always stays; a prompt that is still too
+    long is the model's to refuse.
+    """
+    said = [t for t in history if _ROLES.get(t.role) != "Instructions"]
+    told = [t for t in history if _ROLES.get(t.role) == "Instructions"]
+    kept = len(sources)
+    while True:
+        prompt = build_prompt(question, sources[:kept], [*told, *said])
+        if len(prompt) <= max_chars:
+            return prompt, kept
+        if said:
+            said.pop(0)
+        elif kept:
+            kept -= 1
+        elif told:
+            told.pop(0)
+        else:
+            return prompt, kept

@@ -23,6 +23,8 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     max_prompt_chars: int = 20_000  # longer prompts are refused with 413
     max_source_chars: int = 4_000  # text of one page or passage put into the prompt
     max_history_chars: int = 8_000  # earlier turns put into the prompt (instructions, then the latest)
+    # The model's prompt limit (INFERENCE_MAX_PROMPT_CHARS): sources that do not fit are left out.
+    max_model_prompt_chars: int = 48_000
     retrieve_k: int = 4  # passages retrieved for a chat
     max_body_bytes: int = 1_000_000  # JSON request bodies (uploads have their own limit)
     log_level: str = "INFO"

@@ -14,6 +14,7 @@ import websockets
 
 from deploy.cluster import LocalSystem
 from tests.integration.conftest import CancelWatch
+from tests.integration.pages import serve_pages
 
 pytestmark = pytest.mark.integration
 
@@ -190,3 +191,27 @@ async def test_a_chat_carries_its_history_to_the_model(system: LocalSystem, cite
         len(alone["answer"].split()),
     )
     assert refused.status_code == 400 and "history" in refused.text
+
+
+async def test_a_chat_with_many_long_pages_is_answered_within_the_models_prompt_limit(
+    system: LocalSystem,
+) -> None:
+    filler = " ".join(f"Sentence {i} of this report says nothing in particular." for i in range(150))
+
+    def report(n: int) -> str:
+        lead = f"The vault of site {n} opens at {n} o'clock." if n == 1 else ""
+        return f"<html><body><article><h1>Report {n}</h1><p>{lead} {filler}</p></article></body></html>"
+
+    pages = {f"/report-{n}": report(n) for n in range(1, 11)}  # ten pages of about 8,000 characters
+    async with (
+        serve_pages(pages) as base,
+        httpx.AsyncClient(base_url=system.gateway_url, timeout=60) as client,
+    ):
+        links = " ".join(f"{base}{path}" for path in pages)
+        prompt = f"When does the vault of site 1 open? {links} " + "Please be precise. " * 600
+        reply = await client.post("/v1/chat", json={"prompt": prompt, "use_documents": False})
+    assert reply.status_code == 200, reply.text  # before: 413 from inference, the prompt was too long
+    answer = reply.json()
+    assert "1 o'clock" in answer["answer"]
+    left_out = [e for e in answer["context_errors"] if "left out" in e]
+    assert left_out and len(answer["sources"]) < len(pages)

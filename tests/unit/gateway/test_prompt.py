@@ -36,3 +36,25 @@ def test_a_turn_that_does_not_fit_stops_older_ones_from_skipping_ahead() -> None
 def test_unknown_roles_and_empty_turns_are_dropped_and_lines_joined() -> None:
     history = _turns(("tool", "{}"), ("user", "  "), ("developer", "Use\nmetric\n\nunits."))
     assert recent_history(history, max_chars=100) == _turns(("developer", "Use metric units."))
+
+
+def test_a_prompt_over_the_limit_drops_old_turns_then_the_last_sources_never_the_question() -> None:
+    from services.gateway.prompt import PromptSource, build_prompt, fit_prompt
+
+    sources = [PromptSource(n, f"page {n}", "x" * 100) for n in (1, 2, 3)]
+    history = _turns(("system", "Be brief."), ("user", "y" * 100), ("assistant", "z" * 100))
+    whole = build_prompt("why?", sources, history)
+    assert fit_prompt("why?", sources, history, len(whole)) == (whole, 3)
+    prompt, kept = fit_prompt("why?", sources, history, len(whole) - 150)  # both old turns go
+    assert (kept, "y" * 100 in prompt, "z" * 100 in prompt, "Be brief." in prompt) == (3, False, False, True)
+    prompt, kept = fit_prompt("why?", sources, history, len(whole) - 300)
+    assert kept == 2 and "page 3" not in prompt and "Be brief." in prompt
+    prompt, kept = fit_prompt("why?", sources, history, 10)
+    assert kept == 0 and prompt == build_prompt("why?", [], [])
+
+
+def test_the_gateways_prompt_limit_is_the_inference_services() -> None:
+    from services.gateway.settings import GatewaySettings
+    from services.inference.settings import InferenceSettings
+
+    assert GatewaySettings().max_model_prompt_chars == InferenceSettings().max_prompt_chars
