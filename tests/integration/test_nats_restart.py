@@ -7,9 +7,11 @@ disturb other tests); Triton is the shared one.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,6 +19,7 @@ import pytest
 from deploy.cluster import LocalSystem, NatsServer
 from deploy.triton.local import LocalTriton
 from tests.integration.test_gateway_documents import markdown, wait_ready
+from tests.integration.test_jobs_api import submit, text_prompt, watch
 
 pytestmark = pytest.mark.integration
 
@@ -24,6 +27,16 @@ pytestmark = pytest.mark.integration
 DEADLINE_S = 15.0
 RECOVERY_S = 60.0  # every service reconnects within this (nats-py's reconnect wait is 2 s)
 POLL_S = 0.2  # polling interval of readiness, which has no event to await
+
+
+async def _job_ended(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + RECOVERY_S
+    while time.monotonic() < deadline:
+        status: dict[str, Any] = (await client.get(f"/v1/jobs/{job_id}")).json()
+        if status["state"] != "running":
+            return status
+        await asyncio.sleep(POLL_S)
+    raise TimeoutError(f"job {job_id} still running {RECOVERY_S} s after NATS came back")
 
 
 async def _ready_again(client: httpx.AsyncClient) -> None:
@@ -78,5 +91,24 @@ async def test_nats_gone_gives_clear_errors_and_back_everything_works(
             uploaded = await client.post("/v1/documents", files={"file": (f"{later}.md", markdown(later))})
             assert uploaded.status_code == 202, uploaded.text
             assert (await wait_ready(client, uploaded.json()["document_id"]))["state"] == "ready"
+            job_id = await submit(client, {"kind": "text", "items": ["Is anyone there?"] * 3})
+            events = await watch(system, job_id)  # the jobs' durable consumer works again
+            assert (events[-1]["state"], events[-1]["done"]) == ("completed", 3)
+
+            # NATS going away in the middle of a job: once it is back, every item is answered once
+            items = 40
+            job_id = await submit(client, {"kind": "text", "items": [text_prompt(n) for n in range(items)]})
+            while (done := (await client.get(f"/v1/jobs/{job_id}")).json()["done"]) < 2:  # noqa: ASYNC110
+                await asyncio.sleep(POLL_S)  # job progress in another service: no event to await here
+            assert done < items  # the job is under way
+            nats.stop()
+            nats.start()
+            await _ready_again(client)
+            status = await _job_ended(client, job_id)
+            assert (status["state"], status["done"], status["failed"]) == ("completed", items, 0), status
+            results = (await client.get(f"/v1/jobs/{job_id}/results")).text.splitlines()
+            answers = [json.loads(line) for line in results]
+            assert [a["item"] for a in answers] == list(range(items))
+            assert all(f"Town{a['item']}" in a["text"] for a in answers)
     finally:
         nats.stop()
