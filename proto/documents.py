@@ -24,6 +24,7 @@ __all__ = [
     "DocumentState",
     "DocumentStatus",
     "IngestDocument",
+    "OPEN_SCOPE",
     "document_id_for",
     "ingest_message_id",
 ]
@@ -38,9 +39,19 @@ class DocumentState(enum.StrEnum):
     FAILED = "failed"  # it could not be ingested; `reason` says why
 
 
-def document_id_for(collection: str, sha256: str) -> str:
-    """The id of a file's content in a collection: the same file twice is one document."""
-    return hashlib.sha256(f"{collection}\n{sha256}".encode()).hexdigest()[:32]
+OPEN_SCOPE = "open"  # the scope of documents uploaded with API keys off
+
+
+def document_id_for(collection: str, sha256: str, scope: str = OPEN_SCOPE) -> str:
+    """The id of a file's content in a collection: the same file twice is one document.
+
+    It is `<scope>.<hash>`, the scope being the uploader's tenant (`k<key id>`, or
+    `open` with API keys off). The id is the document's key in `DOCUMENTS_BUCKET`,
+    so one tenant's states are listed by the key filter `<scope>.*`, reading none
+    of another tenant's. Ids from before scopes (a bare hash) are still valid.
+    """
+    digest = hashlib.sha256(f"{collection}\n{sha256}".encode()).hexdigest()[:32]
+    return f"{scope}.{digest}"
 
 
 def ingest_message_id(document_id: str, state_revision: int) -> str:

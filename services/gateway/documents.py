@@ -34,6 +34,7 @@ from nats.js.object_store import ObjectStore
 from proto.common import ErrorCode, ErrorReply, MessageDecodeError, decode, encode
 from proto.context import Passage, RetrieveReply, RetrieveRequest
 from proto.documents import (
+    OPEN_SCOPE,
     DeleteDocument,
     DocumentDeleted,
     DocumentState,
@@ -56,13 +57,16 @@ _log = get_logger(__name__)
 class Upload:
     """An uploaded file, its type already checked."""
 
-    __slots__ = ("collection", "content_type", "data", "file_name")
+    __slots__ = ("collection", "content_type", "data", "file_name", "scope")
 
-    def __init__(self, *, data: bytes, file_name: str, content_type: str, collection: str) -> None:
+    def __init__(
+        self, *, data: bytes, file_name: str, content_type: str, collection: str, scope: str = OPEN_SCOPE
+    ) -> None:
         self.data = data
         self.file_name = file_name
         self.content_type = content_type
         self.collection = collection  # the stored (tenant-scoped) name
+        self.scope = scope  # the uploader's tenant, the first token of the document's id
 
 
 class DocumentService:
@@ -77,7 +81,7 @@ class DocumentService:
     async def store(self, upload: Upload) -> tuple[DocumentStatus, bool]:
         """Store and queue an upload; returns its state and whether it was queued now."""
         sha256 = await asyncio.to_thread(lambda: hashlib.sha256(upload.data).hexdigest())
-        document_id = document_id_for(upload.collection, sha256)
+        document_id = document_id_for(upload.collection, sha256, upload.scope)
         js, states, objects = await self._buckets()
         existing, revision = await self._read_entry(states, document_id)
         if existing is not None and existing.state is not DocumentState.FAILED:
@@ -149,21 +153,19 @@ class DocumentService:
             raise DocumentNotFound(f"no document {document_id}")
         return status
 
-    async def all(self) -> list[DocumentStatus]:
-        """Every document's state, newest first: one pass over the bucket, not one read per key."""
+    async def all(self, scope: str) -> list[DocumentStatus]:
+        """The states of one tenant's documents, newest first (and those from before scopes).
+
+        One pass over the keys of `scope` (`<scope>.*`), none of another tenant's,
+        and one over the bare keys of documents uploaded before ids had a scope
+        (`*`: one token), which the caller filters by collection as before.
+        """
         _, states, _ = await self._buckets()
         found: list[DocumentStatus] = []
         try:
             async with asyncio.timeout(self._timeout_s):
-                watcher = await states.watchall(ignore_deletes=True)
-                try:
-                    async for entry in watcher:
-                        if entry is None:  # the end of the current values
-                            break
-                        if (status := _decoded(entry.value, entry.key)) is not None:
-                            found.append(status)
-                finally:
-                    await watcher.stop()  # type: ignore[no-untyped-call]
+                for keys in (f"{scope}.*", "*"):
+                    found.extend(await _current(states, keys))
         except (NatsError, TimeoutError) as exc:
             raise UpstreamUnavailable(f"could not list documents ({type(exc).__name__})") from exc
         return sorted(found, key=lambda s: s.created_at, reverse=True)
@@ -236,6 +238,21 @@ class DocumentService:
         except (NatsError, TimeoutError) as exc:
             raise UpstreamUnavailable(f"document storage unavailable ({type(exc).__name__})") from exc
         return js, states, objects
+
+
+async def _current(states: KeyValue, keys: str) -> list[DocumentStatus]:
+    """The current states under the key filter `keys`: one watcher, read to its end."""
+    found: list[DocumentStatus] = []
+    watcher = await states.watch(keys, ignore_deletes=True)
+    try:
+        async for entry in watcher:
+            if entry is None:  # the end of the current values
+                break
+            if (status := _decoded(entry.value, entry.key)) is not None:
+                found.append(status)
+    finally:
+        await watcher.stop()  # type: ignore[no-untyped-call]
+    return found
 
 
 def _decoded(value: bytes | None, document_id: str) -> DocumentStatus | None:

@@ -10,6 +10,8 @@ parsed from input). With API keys off, names are used as they are.
 
 from __future__ import annotations
 
+from proto.documents import OPEN_SCOPE
+
 __all__ = ["COLLECTION_PATTERN", "Tenant"]
 
 COLLECTION_PATTERN = r"^[A-Za-z0-9_-]{1,48}$"
@@ -19,10 +21,12 @@ _KEY_ID_CHARS = 12
 class Tenant:
     """Maps a client's collection names to the stored ones and back."""
 
-    __slots__ = ("_prefix",)
+    __slots__ = ("_prefix", "scope")
 
     def __init__(self, key_id: str | None) -> None:
         self._prefix = f"k{key_id[:_KEY_ID_CHARS]}-" if key_id else ""
+        # the first token of its documents' ids and state keys (`proto.documents.document_id_for`)
+        self.scope = f"k{key_id[:_KEY_ID_CHARS]}" if key_id else OPEN_SCOPE
 
     def collection(self, name: str) -> str:
         """The stored name of the client's collection `name`."""

@@ -29,7 +29,8 @@ from services.gateway.tenancy import COLLECTION_PATTERN, Tenant
 __all__ = ["DocumentList", "DocumentView", "SearchBody", "SearchHit", "SearchResults", "document_routes"]
 
 _COLLECTION_RE = re.compile(COLLECTION_PATTERN)
-_DOCUMENT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+# `<scope>.<hash>` (`proto.documents.document_id_for`), or a bare hash from before scopes
+_DOCUMENT_ID_RE = re.compile(r"^((open|k[0-9a-f]{12})\.)?[0-9a-f]{32}$")
 _MULTIPART_OVERHEAD_BYTES = 64 * 1024  # form fields and part headers around the file
 _MAX_FILE_NAME_CHARS = 255
 _SCHEMA_MAX_QUERY_CHARS = 2_000  # documented bound; the setting `max_query_chars` is enforced
@@ -161,6 +162,7 @@ def document_routes(settings: GatewaySettings) -> list[HTTPRouteHandler]:
             file_name=file_name,
             content_type=content_type,
             collection=tenant.collection(data.collection),
+            scope=tenant.scope,
         )
         status, queued = await documents.store(upload)
         view = _view(status, tenant)
@@ -175,7 +177,8 @@ def document_routes(settings: GatewaySettings) -> list[HTTPRouteHandler]:
     ) -> DocumentList:
         """The caller's documents (of one collection if given), newest first."""
         tenant = tenant_of(request)
-        views = [view for status in await documents.all() if (view := _view(status, tenant)) is not None]
+        states = await documents.all(tenant.scope)
+        views = [view for status in states if (view := _view(status, tenant)) is not None]
         if collection is not None:
             views = [view for view in views if view.collection == collection]
         return DocumentList(documents=views)

@@ -11,17 +11,20 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import nats
 import pytest
 from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
 
 from deploy.cluster import NatsServer
-from proto.documents import DocumentState, document_id_for
+from proto.common import encode
+from proto.documents import OPEN_SCOPE, DocumentState, document_id_for
 from proto.subjects import INGEST_STREAM
 from runtime.bus import make_broker
 from services.gateway.documents import DocumentService, Upload
 from services.gateway.errors import UpstreamUnavailable
+from services.gateway.tenancy import Tenant
 
 
 @dataclass
@@ -81,9 +84,28 @@ async def test_an_upload_whose_message_cannot_be_published_ends_failed_not_queue
 
 
 async def test_listing_reads_every_live_state_newest_first(rig: Rig) -> None:
-    assert await rig.documents.all() == []
+    assert await rig.documents.all(OPEN_SCOPE) == []
     stored = [(await rig.documents.store(_upload(f"Note number {n}.")))[0] for n in range(3)]
     states = await rig.js.key_value("document-state")
     await states.purge(stored[1].document_id)
-    listed = await rig.documents.all()
+    listed = await rig.documents.all(OPEN_SCOPE)
     assert [s.document_id for s in listed] == [stored[2].document_id, stored[0].document_id]
+
+
+async def test_listing_reads_the_tenants_states_and_those_from_before_scopes_only(rig: Rig) -> None:
+    mine = Tenant("a" * 64)
+    theirs = Tenant("b" * 64)
+    for tenant, n in [(mine, 0), (theirs, 1), (theirs, 2)]:
+        upload = _upload(f"Note number {n}.")
+        upload.collection, upload.scope = tenant.collection("c"), tenant.scope
+        await rig.documents.store(upload)
+    states = await rig.js.key_value("document-state")
+    old = msgspec.structs.replace(
+        (await rig.documents.all(mine.scope))[0], document_id="0" * 32, file_name="old.txt"
+    )
+    await states.put(old.document_id, encode(old))  # a bare key: stored before ids had a scope
+    listed = await rig.documents.all(mine.scope)
+    assert [s.file_name for s in listed] == ["notes.txt", "old.txt"]
+    assert {s.document_id.split(".")[0] for s in listed} == {mine.scope, "0" * 32}
+    assert len(await rig.documents.all(theirs.scope)) == 3  # theirs, and the bare one (filtered later)
+    assert (await rig.documents.status("0" * 32)).file_name == "old.txt"
