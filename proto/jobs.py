@@ -89,6 +89,9 @@ class JobStatus(Message, tag="job.status"):
     reason: str = ""  # why the job failed or was cancelled
     created_at: float = 0.0  # Unix time
     updated_at: float = 0.0
+    # The submitter's tenant: `k<key id>`, or `open` with API keys off (as document ids'
+    # scope); "" in jobs from before owners, which are `open`'s.
+    owner: str = ""
 
     @property
     def finished(self) -> int:

@@ -21,6 +21,7 @@ from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from proto.common import MessageDecodeError, decode, encode
+from proto.documents import OPEN_SCOPE
 from proto.jobs import (
     TERMINAL_STATES,
     JobItem,
@@ -116,8 +117,10 @@ class JobDoor:
         """A door with settings from `GATEWAY_JOBS_*`."""
         return cls(broker, load_settings(JobApiSettings, "GATEWAY_JOBS"))
 
-    async def submit(self, kind: JobKind, prompts: list[str], options: JobOptions) -> JobSubmitted:
-        """Accept a job: record it, queue its items, return its id."""
+    async def submit(
+        self, kind: JobKind, prompts: list[str], options: JobOptions, *, owner: str
+    ) -> JobSubmitted:
+        """Accept a job of `owner` (a tenant's scope): record it, queue its items, return its id."""
         self._check(kind, prompts)
         b = await self._ready()
         job_id = uuid.uuid4().hex
@@ -130,6 +133,7 @@ class JobDoor:
             options=options,
             created_at=now,
             updated_at=now,
+            owner=owner,
         )
         await b.state.create(job_id, encode(status))
         try:
@@ -144,15 +148,16 @@ class JobDoor:
         _log.info("job submitted", job_id=job_id, kind=kind, items=len(prompts))
         return JobSubmitted(job_id=job_id, kind=kind, total=len(prompts), state=now_status.state)
 
-    async def status(self, job_id: str) -> JobStatus:
-        """The job's status; JobNotFound when there is none."""
+    async def status(self, job_id: str, owner: str) -> JobStatus:
+        """The job's status; JobNotFound when there is none, or it is another tenant's."""
         found = await self._entry(job_id)
-        if found is None:
+        if found is None or (found[0].owner or OPEN_SCOPE) != owner:
             raise JobNotFound(f"no job {job_id!r}")
         return found[0]
 
-    async def cancel(self, job_id: str) -> JobStatus:
+    async def cancel(self, job_id: str, owner: str) -> JobStatus:
         """Cancel the job: its queued items are dropped; a finished job stays as it is."""
+        await self.status(job_id, owner)  # JobNotFound for another tenant's job
         status = await self._change(job_id, mark_cancelled)
         if status.state == JobState.CANCELLED:
             b = await self._ready()
@@ -161,9 +166,9 @@ class JobDoor:
             _log.info("job cancelled", job_id=job_id, done=len(status.done))
         return status
 
-    async def item(self, job_id: str, item: int) -> tuple[bytes, str]:
+    async def item(self, job_id: str, item: int, owner: str) -> tuple[bytes, str]:
         """One item's result and its content type."""
-        status = await self.status(job_id)
+        status = await self.status(job_id, owner)
         if not 0 <= item < status.total:
             raise JobNotFound(f"job {job_id} has items 0 to {status.total - 1}")
         for failure in status.failures:
@@ -180,17 +185,17 @@ class JobDoor:
             status, lambda n: self._read(status.job_id, n), window=self._settings.read_concurrency
         )
 
-    async def events(self, job_id: str) -> AsyncIterator[JobProgress]:
+    async def events(self, job_id: str, owner: str) -> AsyncIterator[JobProgress]:
         """The job's progress: its state now, then each event, until it is finished."""
         subscription = await self._broker.connection.subscribe(job_events_subject(job_id))
         try:
-            status = await self.status(job_id)
+            status = await self.status(job_id, owner)
             yield progress(status)
             while status.state not in TERMINAL_STATES:
                 try:
                     message = await subscription.next_msg(timeout=self._settings.events_poll_s)
                 except NatsTimeoutError:
-                    status = await self.status(job_id)  # events are at most once: look again
+                    status = await self.status(job_id, owner)  # events are at most once: look again
                     yield progress(status)
                     continue
                 try:

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from deploy.cluster import LocalSystem, ServiceProcess, free_port, wait_gateway_ready
 
@@ -187,3 +188,21 @@ async def test_a_deleted_document_uploaded_again_is_ingested_again(system: Local
         )
     assert found.status_code == 200, found.text
     assert [p["document_id"] for p in found.json()["passages"]] == [document_id]
+
+
+async def test_a_job_is_its_owners_alone(keyed_gateway: str) -> None:
+    a = {"Authorization": "Bearer tenant-a"}
+    b = {"Authorization": "Bearer tenant-b"}
+    async with httpx.AsyncClient(base_url=keyed_gateway, timeout=30) as client:
+        submitted = await client.post("/v1/jobs", json={"kind": "text", "items": ["Anyone?"]}, headers=a)
+        assert submitted.status_code == 202, submitted.text
+        job = f"/v1/jobs/{submitted.json()['job_id']}"
+        for path in (job, f"{job}/results", f"{job}/items/0"):
+            assert (await client.get(path, headers=b)).status_code == 404, path
+        assert (await client.delete(job, headers=b)).status_code == 404
+        assert (await client.get(job, headers=a)).status_code == 200
+    ws_url = keyed_gateway.replace("http://", "ws://") + f"{job}/events"
+    async with websockets.connect(ws_url, additional_headers=b) as ws:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404

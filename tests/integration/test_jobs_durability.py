@@ -20,6 +20,7 @@ from faststream.nats import NatsBroker
 from deploy.cluster import NatsServer, ServiceProcess, free_port
 from deploy.triton.local import LocalTriton
 from proto.common import decode, encode
+from proto.documents import OPEN_SCOPE
 from proto.jobs import ItemFailure, JobItemDead, JobKind, JobOptions, JobProgress, JobState, JobStatus
 from proto.subjects import (
     JOB_DEAD_LETTER,
@@ -84,7 +85,7 @@ def inference(own_nats: NatsServer, triton_grpc: str, log_dir: Path, **env: str)
 async def until_finished(door: JobDoor, job_id: str, *, stop_at_done: int | None = None) -> JobProgress:
     """Follow the job's events until it ends (or until `stop_at_done` items are done)."""
     async with asyncio.timeout(JOB_WAIT_S):
-        async for event in door.events(job_id):
+        async for event in door.events(job_id, OPEN_SCOPE):
             if stop_at_done is not None and event.done >= stop_at_done:
                 return event
             last = event
@@ -98,11 +99,13 @@ async def test_sigkill_mid_job_then_restart_gives_every_item_exactly_once(
     worker.start()
     try:
         await worker.wait_healthy(own_nats.url)
-        submitted = await door.submit(JobKind.TEXT, [text_prompt(n) for n in range(60)], JobOptions())
+        submitted = await door.submit(
+            JobKind.TEXT, [text_prompt(n) for n in range(60)], JobOptions(), owner=OPEN_SCOPE
+        )
         halfway = await until_finished(door, submitted.job_id, stop_at_done=20)
         assert halfway.state == JobState.RUNNING
         worker.stop(signal.SIGKILL)
-        killed_at = await door.status(submitted.job_id)
+        killed_at = await door.status(submitted.job_id, OPEN_SCOPE)
         assert len(killed_at.done) < 60
         worker.start()
         await worker.wait_healthy(own_nats.url)
@@ -110,7 +113,7 @@ async def test_sigkill_mid_job_then_restart_gives_every_item_exactly_once(
     finally:
         worker.stop()
     assert final.state == JobState.COMPLETED, worker.log()[-3000:]
-    status = await door.status(submitted.job_id)
+    status = await door.status(submitted.job_id, OPEN_SCOPE)
     assert status.done == tuple(range(60)) and status.failures == ()
     js = broker.connection.jetstream()
     results = await js.object_store(JOB_RESULTS_OBJECTS)
@@ -127,7 +130,9 @@ async def test_a_worker_reconciles_jobs_left_running_at_start(
     own_nats: NatsServer, door: JobDoor, broker: NatsBroker, triton: LocalTriton, tmp_path: Path
 ) -> None:
     js = broker.connection.jetstream()
-    await door.submit(JobKind.TEXT, ["declare the buckets?"], JobOptions())  # streams and buckets exist
+    await door.submit(
+        JobKind.TEXT, ["declare the buckets?"], JobOptions(), owner=OPEN_SCOPE
+    )  # streams and buckets exist
     state = await js.key_value(JOB_STATE_BUCKET)
     now = time.time()
     finished_but_running = _record(total=2, done=(0, 1), queued_all=True, now=now)
@@ -141,7 +146,9 @@ async def test_a_worker_reconciles_jobs_left_running_at_start(
         await worker.wait_healthy(own_nats.url)  # reconciliation runs before the worker says ready
     finally:
         worker.stop()
-    settled = [await door.status(r.job_id) for r in (finished_but_running, lost_items, never_queued)]
+    settled = [
+        await door.status(r.job_id, OPEN_SCOPE) for r in (finished_but_running, lost_items, never_queued)
+    ]
     assert settled[0].state == JobState.COMPLETED and settled[0].failures == ()
     assert settled[1].state == JobState.COMPLETED
     assert [f.item for f in settled[1].failures] == [1, 2]
@@ -158,12 +165,12 @@ async def test_an_item_that_keeps_failing_is_failed_and_dead_lettered_after_max_
     worker.start()
     try:
         await worker.wait_healthy(own_nats.url, ready=False)
-        submitted = await door.submit(JobKind.IMAGE, ["a cat"], JobOptions())
+        submitted = await door.submit(JobKind.IMAGE, ["a cat"], JobOptions(), owner=OPEN_SCOPE)
         final = await until_finished(door, submitted.job_id)
     finally:
         worker.stop()
     assert final.state == JobState.FAILED
-    status = await door.status(submitted.job_id)
+    status = await door.status(submitted.job_id, OPEN_SCOPE)
     assert len(status.failures) == 1
     failure: ItemFailure = status.failures[0]
     assert failure.attempts == 2 and failure.reason
@@ -191,7 +198,7 @@ async def test_an_item_whose_worker_dies_on_its_last_attempt_is_failed_not_retri
     worker.start()
     try:
         await worker.wait_healthy(own_nats.url, ready=False)
-        submitted = await door.submit(JobKind.IMAGE, ["a cat"], JobOptions())
+        submitted = await door.submit(JobKind.IMAGE, ["a cat"], JobOptions(), owner=OPEN_SCOPE)
         js = broker.connection.jetstream()
         async with asyncio.timeout(JOB_WAIT_S):
             while True:  # until the worker holds the item (readiness probe of the consumer)
@@ -204,6 +211,6 @@ async def test_an_item_whose_worker_dies_on_its_last_attempt_is_failed_not_retri
     finally:
         worker.stop()
     assert final.state == JobState.FAILED
-    failure = (await door.status(submitted.job_id)).failures[0]
+    failure = (await door.status(submitted.job_id, OPEN_SCOPE)).failures[0]
     assert failure.reason.startswith("gave up after 1 attempts") and failure.attempts == 1
     assert (await js.stream_info(JOBS_STREAM)).state.messages == 0

@@ -4,6 +4,8 @@
 `GET /v1/jobs/{id}/results` text as JSON lines, images as links;
 `GET /v1/jobs/{id}/items/{n}` one item's text or PNG; `DELETE /v1/jobs/{id}`
 cancels; `WS /v1/jobs/{id}/events` streams progress until the job ends.
+A job is its submitter's: with API keys on, another key's requests for it
+are answered as for a job that does not exist.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from litestar.response import Stream
 from proto.jobs import ItemFailure, JobKind, JobOptions, JobState, JobStatus, JobSubmitted
 from services.gateway.errors import JobNotFound
 from services.gateway.jobs import JobDoor
+from services.gateway.protection import tenant_of
 
 __all__ = ["JobBody", "JobView", "jobs_router"]
 
@@ -64,27 +67,27 @@ def _view(status: JobStatus) -> JobView:
 
 
 @post("/", status_code=202, summary="Submit a batch job")
-async def submit_job(data: JobBody, job_door: JobDoor) -> JobSubmitted:
+async def submit_job(data: JobBody, job_door: JobDoor, request: Request[Any, Any, Any]) -> JobSubmitted:
     """Queue one item per prompt; poll the job or watch its events for progress."""
-    return await job_door.submit(data.kind, data.items, data.options)
+    return await job_door.submit(data.kind, data.items, data.options, owner=tenant_of(request).scope)
 
 
 @get("/{job_id:str}", summary="A job's state")
-async def job_status(job_id: str, job_door: JobDoor) -> JobView:
+async def job_status(job_id: str, job_door: JobDoor, request: Request[Any, Any, Any]) -> JobView:
     """State, done/total, and the failed items with their reasons."""
-    return _view(await job_door.status(job_id))
+    return _view(await job_door.status(job_id, tenant_of(request).scope))
 
 
 @delete("/{job_id:str}", status_code=200, summary="Cancel a job")
-async def cancel_job(job_id: str, job_door: JobDoor) -> JobView:
+async def cancel_job(job_id: str, job_door: JobDoor, request: Request[Any, Any, Any]) -> JobView:
     """Drop the job's remaining items; a finished job is left as it is."""
-    return _view(await job_door.cancel(job_id))
+    return _view(await job_door.cancel(job_id, tenant_of(request).scope))
 
 
 @get("/{job_id:str}/results", summary="A job's results so far")
 async def job_results(job_id: str, job_door: JobDoor, request: Request[Any, Any, Any]) -> Response[Any]:
     """Text jobs: JSON lines `{"item", "text"}` or `{"item", "error"}`; image jobs: links."""
-    status = await job_door.status(job_id)
+    status = await job_door.status(job_id, tenant_of(request).scope)
     if status.kind == JobKind.IMAGE:
         base = str(request.url.path).rstrip("/").removesuffix("/results")
         items = [{"item": n, "url": f"{base}/items/{n}"} for n in status.done]
@@ -103,9 +106,11 @@ async def job_results(job_id: str, job_door: JobDoor, request: Request[Any, Any,
 
 
 @get("/{job_id:str}/items/{item:int}", summary="One item's result")
-async def job_item(job_id: str, item: int, job_door: JobDoor) -> Response[bytes]:
+async def job_item(
+    job_id: str, item: int, job_door: JobDoor, request: Request[Any, Any, Any]
+) -> Response[bytes]:
     """The item's text or PNG; 409 while it has no result."""
-    data, content_type = await job_door.item(job_id, item)
+    data, content_type = await job_door.item(job_id, item, tenant_of(request).scope)
     return Response(data, media_type=content_type)
 
 
@@ -114,7 +119,7 @@ async def job_events(socket: WebSocket[Any, Any, Any], job_id: str, job_door: Jo
     """Send the job's state, then one JSON message per progress event, until it ends."""
     await socket.accept()
     try:
-        async for event in job_door.events(job_id):
+        async for event in job_door.events(job_id, tenant_of(socket).scope):
             await socket.send_json(msgspec.to_builtins(event))
     except JobNotFound as exc:
         await socket.close(code=_WS_NO_SUCH_JOB, reason=exc.detail[:120])
