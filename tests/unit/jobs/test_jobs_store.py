@@ -14,6 +14,7 @@ from faststream.nats import NatsBroker
 from nats.aio.client import Client
 
 from deploy.cluster import NatsServer
+from proto.documents import OPEN_SCOPE
 from proto.jobs import JobKind, JobOptions, JobState, JobStatus
 from proto.subjects import JOB_RESULTS_OBJECTS, JOBS_STREAM, job_items_subject
 from runtime.bus import make_broker
@@ -48,8 +49,10 @@ async def clients(own_nats: NatsServer) -> AsyncIterator[list[Client]]:
 
 
 async def _submitted(door: JobDoor, items: int) -> JobStatus:
-    submitted = await door.submit(JobKind.TEXT, [f"question {n}?" for n in range(items)], JobOptions())
-    return await door.status(submitted.job_id)
+    submitted = await door.submit(
+        JobKind.TEXT, [f"question {n}?" for n in range(items)], JobOptions(), owner=OPEN_SCOPE
+    )
+    return await door.status(submitted.job_id, OPEN_SCOPE)
 
 
 async def test_two_replicas_recording_at_once_lose_no_item(broker: NatsBroker, clients: list[Client]) -> None:
@@ -61,7 +64,7 @@ async def test_two_replicas_recording_at_once_lose_no_item(broker: NatsBroker, c
         await stores[n % 2].update(status.job_id, lambda s, now: record_done(s, n, now))
 
     await asyncio.gather(*(record(n) for n in range(40)), *(record(n) for n in range(0, 40, 3)))
-    final = await door.status(status.job_id)
+    final = await door.status(status.job_id, OPEN_SCOPE)
     assert final.done == tuple(range(40))
     assert final.state == JobState.COMPLETED
 
@@ -94,23 +97,37 @@ async def test_submission_queues_one_deduplicated_message_per_item(broker: NatsB
 async def test_cancel_drops_the_queued_items_and_is_idempotent(broker: NatsBroker) -> None:
     door = JobDoor(broker, JobApiSettings())
     status = await _submitted(door, 6)
-    cancelled = await door.cancel(status.job_id)
+    cancelled = await door.cancel(status.job_id, OPEN_SCOPE)
     assert cancelled.state == JobState.CANCELLED
     js = broker.connection.jetstream()
     info = await js.stream_info(JOBS_STREAM, subjects_filter=job_items_subject(status.job_id))
     assert not info.state.subjects
-    assert (await door.cancel(status.job_id)).state == JobState.CANCELLED
+    assert (await door.cancel(status.job_id, OPEN_SCOPE)).state == JobState.CANCELLED
 
 
 async def test_bad_submissions_are_refused_with_a_reason(broker: NatsBroker) -> None:
     door = JobDoor(broker, JobApiSettings(max_items=3, max_image_prompt_chars=10))
     with pytest.raises(TooManyItems, match="at most 3 items"):
-        await door.submit(JobKind.TEXT, ["a?"] * 4, JobOptions())
+        await door.submit(JobKind.TEXT, ["a?"] * 4, JobOptions(), owner=OPEN_SCOPE)
     with pytest.raises(InvalidJob, match="item 1 is empty"):
-        await door.submit(JobKind.TEXT, ["a?", "  "], JobOptions())
+        await door.submit(JobKind.TEXT, ["a?", "  "], JobOptions(), owner=OPEN_SCOPE)
     with pytest.raises(TooManyItems, match="limit is 10"):
-        await door.submit(JobKind.IMAGE, ["a very long picture prompt"], JobOptions())
+        await door.submit(JobKind.IMAGE, ["a very long picture prompt"], JobOptions(), owner=OPEN_SCOPE)
     with pytest.raises(JobNotFound):
-        await door.status("not-a-job-id")
+        await door.status("not-a-job-id", OPEN_SCOPE)
     with pytest.raises(JobNotFound):
-        await door.status(uuid.uuid4().hex)
+        await door.status(uuid.uuid4().hex, OPEN_SCOPE)
+
+
+async def test_a_job_is_found_by_its_owner_only(broker: NatsBroker) -> None:
+    door = JobDoor(broker, JobApiSettings())
+    mine = await door.submit(JobKind.TEXT, ["a?"], JobOptions(), owner="k0123456789ab")
+    assert (await door.status(mine.job_id, "k0123456789ab")).owner == "k0123456789ab"
+    for wrong in (OPEN_SCOPE, "kba9876543210"):
+        with pytest.raises(JobNotFound):
+            await door.status(mine.job_id, wrong)
+        with pytest.raises(JobNotFound):
+            await door.cancel(mine.job_id, wrong)
+        with pytest.raises(JobNotFound):
+            await door.item(mine.job_id, 0, wrong)
+    assert (await door.status(mine.job_id, "k0123456789ab")).state != JobState.CANCELLED
