@@ -58,8 +58,8 @@ def create_app(triton_grpc_url: str, results_dir: Path) -> FastAPI:
         for n, prompt in enumerate(body.items):
             parts: list[str] = []
             async with aclosing(models.generate(prompt, max_tokens=body.max_tokens, timeout_s=120)) as chunks:
-                async for text in chunks:
-                    parts.append(text)
+                async for chunk in chunks:
+                    parts.append(chunk.text)
             await asyncio.to_thread((folder / f"{n}.txt").write_text, "".join(parts))
             progress["done"] += 1
         progress["state"] = "completed"
