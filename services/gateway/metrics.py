@@ -5,6 +5,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from proto.chat import ChatAnswer
+
 __all__ = ["CONTENT_TYPE", "GatewayMetrics"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -12,7 +14,7 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 
 
 class GatewayMetrics:
-    """Requests by route and status, their latency, streams in flight, upstream errors."""
+    """Requests by route and status, their latency, streams in flight, upstream errors, tokens."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -43,10 +45,19 @@ class GatewayMetrics:
         self.rate_limited = Counter(
             "gateway_rate_limited", "Requests refused with 429", registry=self.registry
         )
+        self.tokens = Counter(
+            "gateway_tokens",
+            "Tokens of answered chats as the model counts them, by tenant (k<key id>, or open) and kind",
+            ["tenant", "kind"],
+            registry=self.registry,
+        )
 
-    def count_context_errors(self, context_errors: list[str]) -> None:
-        """Count the enrichers that failed a chat (their errors start with the service's name)."""
-        for error in context_errors:
+    def count_answer(self, answer: ChatAnswer, tenant: str) -> None:
+        """Count an answered chat: its tokens, and the enrichers that failed it."""
+        self.tokens.labels(tenant=tenant, kind="prompt").inc(answer.prompt_tokens)
+        self.tokens.labels(tenant=tenant, kind="completion").inc(answer.completion_tokens)
+        # an enricher's error starts with the service's name
+        for error in answer.context_errors:
             service = error.split(":", 1)[0]
             if service in ("scraper", "rag"):
                 self.upstream_errors.labels(service=service).inc()

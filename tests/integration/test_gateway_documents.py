@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -206,3 +207,20 @@ async def test_a_job_is_its_owners_alone(keyed_gateway: str) -> None:
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
+
+
+async def test_tokens_are_counted_per_tenant(keyed_gateway: str) -> None:
+    a = {"Authorization": "Bearer tenant-a"}
+    scope = "k" + hashlib.sha256(b"tenant-a").hexdigest()[:12]
+    async with httpx.AsyncClient(base_url=keyed_gateway, timeout=30) as client:
+        answer = (await client.post("/v1/chat", json={"prompt": "Is anyone there?"}, headers=a)).json()
+        metrics = (await client.get("/metrics")).text
+    counted = {
+        kind: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        for kind in ("prompt", "completion")
+        if line.startswith(f'gateway_tokens_total{{kind="{kind}",tenant="{scope}"}}')
+        or line.startswith(f'gateway_tokens_total{{tenant="{scope}",kind="{kind}"}}')
+    }
+    assert counted == {"prompt": answer["prompt_tokens"], "completion": answer["completion_tokens"]}
+    assert counted["prompt"] > 0 and counted["completion"] > 0

@@ -109,16 +109,18 @@ async def chat(
     chat_id = chat_id_for(request)
     if not data.stream:
         answer = await chat_service.answer(chat_request, request_id=chat_id)
-        metrics.count_context_errors(answer.context_errors)
+        metrics.count_answer(answer, tenant.scope)
         return Response(answer)
     events = await open_chat(chat_service, chat_request, chat_id)
-    stream = _sse(events, metrics)
+    stream = _sse(events, metrics, tenant.scope)
     # Runs after the response ends, also when the client went away mid-stream:
     # closing the generator closes the chat, which cancels the generation.
     return ServerSentEvent(stream, background=BackgroundTask(stream.aclose))
 
 
-async def _sse(events: ChatEvents, metrics: GatewayMetrics) -> AsyncGenerator[ServerSentEventMessage, None]:
+async def _sse(
+    events: ChatEvents, metrics: GatewayMetrics, scope: str
+) -> AsyncGenerator[ServerSentEventMessage, None]:
     metrics.streams.inc()
     try:
         async with aclosing(events):  # type: ignore[type-var]
@@ -128,7 +130,7 @@ async def _sse(events: ChatEvents, metrics: GatewayMetrics) -> AsyncGenerator[Se
                         body = msgspec.json.encode({"seq": event.seq, "text": event.text})
                         yield ServerSentEventMessage(data=body.decode(), event="chunk")
                     else:
-                        metrics.count_context_errors(event.context_errors)
+                        metrics.count_answer(event, scope)
                         yield ServerSentEventMessage(data=msgspec.json.encode(event).decode(), event="answer")
             except ServiceError as exc:
                 metrics.upstream_errors.labels(service="inference").inc()

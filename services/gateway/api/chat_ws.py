@@ -150,7 +150,7 @@ async def _relay(
         async with aclosing(chat_service.stream(request, request_id=chat_id)) as events:
             async for event in events:
                 if isinstance(event, ChatAnswer):
-                    metrics.count_context_errors(event.context_errors)
+                    metrics.count_answer(event, tenant_of(socket).scope)
                     answered.set()  # before sending: the client may reply as soon as it has it
                     await socket.send_json({**msgspec.to_builtins(event), "type": "answer"})
                 else:

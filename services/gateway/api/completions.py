@@ -158,7 +158,7 @@ async def chat_completions(
         history=history,
     )
     chat_id = chat_id_for(request)
-    completion = _Completion(f"chatcmpl-{chat_id}", data.model, question)
+    completion = _Completion(f"chatcmpl-{chat_id}", data.model, question, tenant_of(request).scope)
     events = await open_chat(chat_service, chat_request, chat_id)
     if data.stream:
         completion.include_usage = data.stream_options is not None and data.stream_options.include_usage
@@ -167,7 +167,7 @@ async def chat_completions(
     async with aclosing(events):  # type: ignore[type-var]
         async for event in events:
             if isinstance(event, ChatAnswer):
-                metrics.count_context_errors(event.context_errors)
+                metrics.count_answer(event, completion.tenant)
                 return Response(completion.whole(event))
             completion.tokens += 1
     raise AssertionError("a chat stream always ends with its answer")
@@ -176,8 +176,9 @@ async def chat_completions(
 class _Completion:
     """The fields every object of one completion shares."""
 
-    def __init__(self, completion_id: str, model: str, question: str) -> None:
+    def __init__(self, completion_id: str, model: str, question: str, tenant: str) -> None:
         self.id = completion_id
+        self.tenant = tenant  # the caller's scope, for the token metrics
         self.model = model
         self.created = int(time.time())
         self._question_words = len(question.split())
@@ -231,7 +232,7 @@ async def _stream(
                         completion.tokens += 1
                         yield ServerSentEventMessage(data=completion.chunk({"content": event.text}))
                         continue
-                    metrics.count_context_errors(event.context_errors)
+                    metrics.count_answer(event, completion.tenant)
                     sources = msgspec.to_builtins(event.sources)
                     last = completion.chunk({}, event.finish_reason, sources=sources)
                     yield ServerSentEventMessage(data=last)
