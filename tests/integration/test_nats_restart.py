@@ -11,10 +11,10 @@ import json
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from deploy.cluster import LocalSystem, NatsServer
 from deploy.triton.local import LocalTriton
@@ -27,16 +27,6 @@ pytestmark = pytest.mark.integration
 DEADLINE_S = 15.0
 RECOVERY_S = 60.0  # every service reconnects within this (nats-py's reconnect wait is 2 s)
 POLL_S = 0.2  # polling interval of readiness, which has no event to await
-
-
-async def _job_ended(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + RECOVERY_S
-    while time.monotonic() < deadline:
-        status: dict[str, Any] = (await client.get(f"/v1/jobs/{job_id}")).json()
-        if status["state"] != "running":
-            return status
-        await asyncio.sleep(POLL_S)
-    raise TimeoutError(f"job {job_id} still running {RECOVERY_S} s after NATS came back")
 
 
 async def _ready_again(client: httpx.AsyncClient) -> None:
@@ -98,13 +88,16 @@ async def test_nats_gone_gives_clear_errors_and_back_everything_works(
             # NATS going away in the middle of a job: once it is back, every item is answered once
             items = 40
             job_id = await submit(client, {"kind": "text", "items": [text_prompt(n) for n in range(items)]})
-            while (done := (await client.get(f"/v1/jobs/{job_id}")).json()["done"]) < 2:  # noqa: ASYNC110
-                await asyncio.sleep(POLL_S)  # job progress in another service: no event to await here
+            events_url = system.gateway_url.replace("http://", "ws://") + f"/v1/jobs/{job_id}/events"
+            async with asyncio.timeout(RECOVERY_S), websockets.connect(events_url) as events:
+                while (done := json.loads(await events.recv())["done"]) < 2:
+                    pass  # the job's progress events, until two items are answered
             assert done < items  # the job is under way
             nats.stop()
             nats.start()
             await _ready_again(client)
-            status = await _job_ended(client, job_id)
+            await watch(system, job_id)  # its events, on a new socket, until it ends
+            status = (await client.get(f"/v1/jobs/{job_id}")).json()
             assert (status["state"], status["done"], status["failed"]) == ("completed", items, 0), status
             results = (await client.get(f"/v1/jobs/{job_id}/results")).text.splitlines()
             answers = [json.loads(line) for line in results]
