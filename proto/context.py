@@ -80,3 +80,6 @@ class RetrieveReply(Message, tag="retrieve.reply"):
     """Passages, best first."""
 
     passages: list[Passage] = msgspec.field(default_factory=list)
+    # Why the ranking is not the one asked for (a hybrid search answered by BM25 alone
+    # while the query could not be embedded); "" when it is.
+    degraded: str = ""

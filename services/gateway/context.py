@@ -87,6 +87,8 @@ async def gather_context(
             context.add(source, _clip(f"{page.title or ''}\n{page.text}", max_source_chars))
         context.errors.extend(f"{e.url}: {e.detail}" for e in pages.errors)
     if isinstance(passages, RetrieveReply):
+        if passages.degraded:
+            context.errors.append(f"rag: {passages.degraded}")
         for passage in passages.passages:
             n = len(context.sources) + 1
             where = f", page {passage.page}" if passage.page is not None else ""

@@ -32,7 +32,7 @@ from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
 from proto.common import ErrorCode, ErrorReply, MessageDecodeError, decode, encode
-from proto.context import Passage, RetrieveReply, RetrieveRequest
+from proto.context import RetrieveReply, RetrieveRequest
 from proto.documents import (
     OPEN_SCOPE,
     DeleteDocument,
@@ -177,11 +177,11 @@ class DocumentService:
         assert isinstance(reply, DocumentDeleted)
         return reply
 
-    async def search(self, request: RetrieveRequest, timeout_s: float) -> list[Passage]:
-        """Ranked passages of a collection's documents."""
+    async def search(self, request: RetrieveRequest, timeout_s: float) -> RetrieveReply:
+        """Ranked passages of a collection's documents (and why the ranking is degraded, if it is)."""
         reply = await self._request(request, RETRIEVE, RetrieveReply, timeout_s)
         assert isinstance(reply, RetrieveReply)
-        return reply.passages
+        return reply
 
     async def _request(
         self,

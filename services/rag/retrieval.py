@@ -3,6 +3,12 @@
 The caller's `timeout_ms` bounds the whole of it: work still running then is
 cancelled and the reply is a `timeout` error, sent before the caller stops
 waiting (a store with its own, longer timeout never holds a reply past it).
+
+A hybrid search whose query embedding fails, or takes more than half of the
+budget (inference or Triton away, or swamped), is answered by BM25 alone,
+and the reply says so (`degraded`): keywords still find the documents. A
+vector search has no such fallback, and a collection of another model's
+vectors is refused as before (`collection_models.py`).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from proto.context import Passage, RetrieveReply, RetrieveRequest
 from runtime.errors import ServiceError
 from runtime.logging import get_logger
 from services.rag.collection_models import CollectionModels, ModelMismatch
-from services.rag.embeddings import BusEmbedder
+from services.rag.embeddings import BusEmbedder, EmbeddingUnavailable
 from services.rag.errors import StoreError
 from services.rag.store import Passage as FoundPassage
 from services.rag.store import PassageStore, SearchMode
@@ -26,6 +32,7 @@ _log = get_logger(__name__)
 
 _COLLECTION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _REPLY_MARGIN = 0.9  # share of the caller's budget spent at most, so the reply reaches it in time
+_EMBED_SHARE = 0.5  # of that budget, what a hybrid search's query embedding may take before BM25 alone
 
 
 class InvalidRetrieveRequest(ServiceError):
@@ -88,7 +95,7 @@ class Retriever:
         budget_s = request.timeout_ms / 1000 * _REPLY_MARGIN
         try:
             async with asyncio.timeout(budget_s):
-                found = await self._search(request, mode, embed_timeout_s=budget_s)
+                found, degraded = await self._search(request, mode, budget_s=budget_s)
         except TimeoutError:
             raise RetrieveTimeout(f"retrieval did not finish within {request.timeout_ms} ms") from None
         passages = [
@@ -106,18 +113,27 @@ class Retriever:
             for hit in found
         ]
         _log.info("retrieved", collection=request.collection, mode=mode.value, passages=len(passages))
-        return RetrieveReply(passages=passages)
+        return RetrieveReply(passages=passages, degraded=degraded)
 
     async def _search(
-        self, request: RetrieveRequest, mode: SearchMode, *, embed_timeout_s: float
-    ) -> list[FoundPassage]:
+        self, request: RetrieveRequest, mode: SearchMode, *, budget_s: float
+    ) -> tuple[list[FoundPassage], str]:
+        """The passages found, and why the ranking is BM25's alone when hybrid was asked ("" if not)."""
         vector: list[float] = []
+        degraded = ""
         try:
-            if mode is not SearchMode.BM25:
-                embedded = await self._embedder.embed([request.query], timeout_s=embed_timeout_s)
-                await self._models.check(request.collection, embedded.model)
-                vector = embedded.vectors[0]
-            return await self._store.search(
+            if mode is SearchMode.HYBRID:
+                try:
+                    async with asyncio.timeout(budget_s * _EMBED_SHARE):
+                        vector = await self._query_vector(request, budget_s * _EMBED_SHARE)
+                except (EmbeddingUnavailable, TimeoutError) as exc:
+                    why = exc.detail if isinstance(exc, EmbeddingUnavailable) else "it took too long"
+                    degraded = f"keyword search only: the query could not be embedded ({why})"
+                    _log.warning("hybrid search without vectors", collection=request.collection, reason=why)
+                    mode = SearchMode.BM25
+            elif mode is SearchMode.VECTOR:
+                vector = await self._query_vector(request, budget_s)
+            found = await self._store.search(
                 request.collection,
                 text=request.query,
                 vector=vector,
@@ -127,3 +143,10 @@ class Retriever:
             )
         except (ModelMismatch, StoreError) as exc:
             raise ServiceError(exc.detail, code=ErrorCode.UNAVAILABLE) from exc
+        return found, degraded
+
+    async def _query_vector(self, request: RetrieveRequest, timeout_s: float) -> list[float]:
+        """The query's vector; `ModelMismatch` when the collection holds another model's."""
+        embedded = await self._embedder.embed([request.query], timeout_s=timeout_s)
+        await self._models.check(request.collection, embedded.model)
+        return embedded.vectors[0]

@@ -224,3 +224,26 @@ async def test_tokens_are_counted_per_tenant(keyed_gateway: str) -> None:
     }
     assert counted == {"prompt": answer["prompt_tokens"], "completion": answer["completion_tokens"]}
     assert counted["prompt"] > 0 and counted["completion"] > 0
+
+
+async def test_search_without_inference_falls_back_to_keywords(system: LocalSystem) -> None:
+    topic = f"wombix{uuid.uuid4().hex[:6]}"
+    files = {"file": (f"{topic}.md", markdown(topic), "text/markdown")}
+    query = {"query": f"when is the {topic} valve closed?", "k": 3, "collection": "fallback"}
+    async with httpx.AsyncClient(base_url=system.gateway_url, timeout=30) as client:
+        uploaded = await client.post("/v1/documents", files=files, data={"collection": "fallback"})
+        assert (await wait_ready(client, uploaded.json()["document_id"]))["state"] == "ready"
+        inference = system.services["inference"]
+        inference.stop()
+        try:
+            found = await client.post("/v1/search", json=query)
+            vector_only = await client.post("/v1/search", json={**query, "mode": "vector"})
+        finally:
+            inference.start()
+            await inference.wait_healthy(system.nats.url)
+        again = (await client.post("/v1/search", json=query)).json()
+    assert found.status_code == 200, found.text
+    assert found.json()["passages"][0]["document_id"] == uploaded.json()["document_id"]
+    assert found.json()["degraded"].startswith("keyword search only")
+    assert vector_only.status_code == 503
+    assert again["degraded"] == "" and again["passages"][0]["document_id"] == uploaded.json()["document_id"]

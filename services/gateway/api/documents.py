@@ -83,6 +83,9 @@ class SearchResults(msgspec.Struct, kw_only=True):
     """Passages, best first."""
 
     passages: list[SearchHit]
+    # Why the ranking is not the one asked for: a hybrid search answered by BM25 alone while
+    # the query could not be embedded. Empty when it is.
+    degraded: str = ""
 
 
 class DocumentDeletion(msgspec.Struct, kw_only=True):
@@ -220,7 +223,7 @@ def document_routes(settings: GatewaySettings) -> list[HTTPRouteHandler]:
             mode=data.mode,
             timeout_ms=int(settings.search_timeout_s * 1000),
         )
-        passages = await documents.search(retrieve, settings.search_timeout_s)
+        reply = await documents.search(retrieve, settings.search_timeout_s)
         hits = [
             SearchHit(
                 document_id=p.document_id,
@@ -231,8 +234,8 @@ def document_routes(settings: GatewaySettings) -> list[HTTPRouteHandler]:
                 page=p.page,
                 heading_path=p.heading_path,
             )
-            for p in passages
+            for p in reply.passages
         ]
-        return SearchResults(passages=hits)
+        return SearchResults(passages=hits, degraded=reply.degraded)
 
     return [upload_document, list_documents, get_document, delete_document, search]

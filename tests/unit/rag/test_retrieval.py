@@ -14,7 +14,7 @@ import pytest
 from proto.common import ErrorCode
 from proto.context import RetrieveRequest
 from services.rag.collection_models import CollectionModels
-from services.rag.embeddings import BusEmbedder, Embeddings
+from services.rag.embeddings import BusEmbedder, Embeddings, EmbeddingUnavailable
 from services.rag.retrieval import InvalidRetrieveRequest, Retriever, RetrieveTimeout
 from services.rag.store import Passage, PassageStore, SearchMode
 
@@ -105,12 +105,42 @@ async def test_bm25_needs_no_embedding() -> None:
     assert store.modes == [SearchMode.BM25]
 
 
-@pytest.mark.parametrize("stuck", ["store", "embedder"])
-async def test_a_stuck_dependency_is_a_timeout_before_the_callers_deadline(stuck: str) -> None:
+@pytest.mark.parametrize(("stuck", "mode"), [("store", "hybrid"), ("embedder", "vector")])
+async def test_a_stuck_dependency_is_a_timeout_before_the_callers_deadline(stuck: str, mode: str) -> None:
     retriever = _retriever(Embedder(stuck=stuck == "embedder"), Store(stuck=stuck == "store"))
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(RetrieveTimeout) as raised:
-        await retriever.retrieve(RetrieveRequest(query="glaciers", timeout_ms=1000))
+        await retriever.retrieve(RetrieveRequest(query="glaciers", timeout_ms=1000, mode=mode))
     assert raised.value.code == ErrorCode.TIMEOUT
     assert loop.time() - started < 1.0  # the reply leaves before the caller stops waiting (at 0.9 s)
+
+
+class DeadEmbedder(Embedder):
+    async def embed(self, texts: Sequence[str], *, timeout_s: float | None = None) -> Embeddings:
+        self.calls += 1
+        raise EmbeddingUnavailable("inference did not embed (NoRespondersError)")
+
+
+@pytest.mark.parametrize("embedder", [Embedder(stuck=True), DeadEmbedder()], ids=["stuck", "dead"])
+async def test_hybrid_without_a_query_vector_is_answered_by_bm25_and_says_so(embedder: Embedder) -> None:
+    store = Store()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    reply = await _retriever(embedder, store).retrieve(RetrieveRequest(query="glaciers", timeout_ms=1000))
+    assert loop.time() - started < 0.9
+    assert [p.chunk_index for p in reply.passages] == [0]
+    assert store.modes == [SearchMode.BM25]
+    assert reply.degraded.startswith("keyword search only: the query could not be embedded")
+    assert ("NoRespondersError" in reply.degraded) is isinstance(embedder, DeadEmbedder)
+
+
+async def test_a_vector_search_without_a_query_vector_is_unavailable() -> None:
+    with pytest.raises(EmbeddingUnavailable):
+        await _retriever(DeadEmbedder(), Store()).retrieve(RetrieveRequest(query="glaciers", mode="vector"))
+
+
+async def test_a_hybrid_reply_with_its_vectors_is_not_degraded() -> None:
+    store = Store()
+    reply = await _retriever(Embedder(), store).retrieve(RetrieveRequest(query="glaciers"))
+    assert (store.modes, reply.degraded) == ([SearchMode.HYBRID], "")
