@@ -152,6 +152,8 @@ async def _retrieve(client: Client, query: str, mode: str, k: int) -> RetrieveRe
     )
     if isinstance(reply, ErrorReply):
         raise RuntimeError(f"retrieve failed: {reply.detail}")
+    if reply.degraded:  # a hybrid figure must never be BM25's in disguise
+        raise RuntimeError(f"retrieve degraded: {reply.degraded}")
     return reply
 
 
