@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.cluster import LocalSystem
+from deploy.cluster import LocalSystem, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -68,8 +68,11 @@ async def test_page_streams_an_answer_with_citations_and_uploads(
     await expect(citation).to_have_attribute("href", cited_page, timeout=WAIT_MS)
     first_answer = await page.locator(".answer").last.text_content()
 
-    # a follow-up carries the conversation so far
-    await page.fill("#prompt", "And how deep was it?")
+    await expect(page.locator(".notes")).to_have_count(0)  # nothing went wrong: no notes
+
+    # a follow-up carries the conversation so far, and a link that does not load is said
+    dead_link = f"http://127.0.0.1:{free_port()}/gone"  # nothing listens there
+    await page.fill("#prompt", f"And how deep was it? {dead_link}")
     async with page.expect_request("**/v1/chat") as follow_up:
         await page.click("#send")
     sent = json.loads((await follow_up.value).post_data or "{}")
@@ -78,6 +81,7 @@ async def test_page_streams_an_answer_with_citations_and_uploads(
         {"role": "assistant", "content": first_answer},
     ]
     await expect(page.locator(".answer")).to_have_count(2)
+    await expect(page.locator(".notes li").first).to_contain_text(dead_link, timeout=WAIT_MS)
 
     topic = f"flumox{uuid.uuid4().hex[:6]}"
     note = tmp_path / f"{topic}.md"

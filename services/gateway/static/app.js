@@ -74,6 +74,17 @@ function showCitations(turn, sources) {
   turn.append(list);
 }
 
+// What the answer could not use (a link that did not load, sources left out) and
+// whether it was cut at the token limit: said under the answer, never hidden.
+function showNotes(turn, payload) {
+  const notes = [...(payload.context_errors || [])];
+  if (payload.finish_reason === "length") notes.push("the answer was cut at its token limit");
+  if (!notes.length) return;
+  const list = element("ul", "notes");
+  for (const note of notes) list.append(element("li", "", note));
+  turn.append(list);
+}
+
 async function ask(prompt) {
   const turn = element("div", "turn");
   turn.append(element("div", "question", prompt));
@@ -105,6 +116,7 @@ async function ask(prompt) {
       else if (event === "answer") {
         answer.textContent = payload.answer;
         showCitations(turn, payload.sources);
+        showNotes(turn, payload);
         history.push({ role: "user", content: prompt }, { role: "assistant", content: payload.answer });
       } else if (event === "error") throw new Error(payload.detail);
     }
