@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from proto.common import Message
+from proto.inference import Sampling
 
 __all__ = ["ChatAnswer", "ChatRequest", "ChatTurn", "Source"]
 
@@ -30,6 +31,7 @@ class ChatRequest(Message, tag="chat.request"):
     use_web: bool = True
     use_documents: bool = True
     history: list[ChatTurn] = msgspec.field(default_factory=list)
+    sampling: Sampling = Sampling()
 
 
 class Source(msgspec.Struct, kw_only=True, frozen=True):

@@ -8,6 +8,8 @@ one `ErrorReply`.
 
 from __future__ import annotations
 
+import msgspec
+
 from proto.common import Message
 
 __all__ = [
@@ -19,9 +21,21 @@ __all__ = [
     "GenerateResult",
     "ImageReply",
     "ImageRequest",
+    "Sampling",
     "StreamEvent",
     "TokenChunk",
 ]
+
+
+class Sampling(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """How the model samples, in vLLM's names (`SamplingParams`); unset fields keep its defaults."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: list[str] = msgspec.field(default_factory=list)  # the answer ends before the first of these
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
 
 
 class GenerateRequest(Message, tag="generate.request"):
@@ -33,6 +47,7 @@ class GenerateRequest(Message, tag="generate.request"):
     max_tokens: int = 512
     timeout_ms: int = 30_000
     priority: str = "interactive"  # interactive | batch: batch work never delays chat
+    sampling: Sampling = Sampling()
 
 
 class GenerateAccepted(Message, tag="generate.accepted"):

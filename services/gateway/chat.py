@@ -61,6 +61,7 @@ class ChatService:
                 accept_timeout_s=settings.accept_timeout_s,
                 timeout_s=settings.chat_timeout_s,
                 idle_timeout_s=settings.stream_idle_timeout_s,
+                sampling=request.sampling,
             )
             async with aclosing(generation) as events:
                 async for event in events:

@@ -26,6 +26,7 @@ from proto.inference import (
     GenerateAccepted,
     GenerateRequest,
     GenerateResult,
+    Sampling,
     TokenChunk,
 )
 from proto.subjects import GENERATE, GENERATE_CANCEL, stream_subject
@@ -48,6 +49,7 @@ async def stream_generation(
     accept_timeout_s: float,
     timeout_s: float,
     idle_timeout_s: float,
+    sampling: Sampling | None = None,
 ) -> AsyncGenerator[TokenChunk | GenerateResult, None]:
     """Yield the chunks of one generation, then its result; raise a GatewayError on failure."""
     loop = asyncio.get_running_loop()
@@ -62,6 +64,7 @@ async def stream_generation(
             stream_subject=subject,
             max_tokens=max_tokens,
             timeout_ms=int(timeout_s * 1000),
+            sampling=sampling or Sampling(),
         )
         await _start(broker, request, accept_timeout_s)
         expected_seq = 0

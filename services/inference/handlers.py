@@ -85,7 +85,10 @@ class Generations:
         with bind_request(request.request_id):
             try:
                 chunks = self._models.generate(
-                    request.prompt, max_tokens=request.max_tokens, timeout_s=request.timeout_ms / 1000
+                    request.prompt,
+                    max_tokens=request.max_tokens,
+                    timeout_s=request.timeout_ms / 1000,
+                    sampling=request.sampling,
                 )
                 async with aclosing(chunks) as generated:
                     async for piece in generated:

@@ -20,6 +20,7 @@ from tritonclient.grpc import InferInput
 from services.inference.errors import InvalidInferenceRequest
 
 if TYPE_CHECKING:
+    from proto.inference import Sampling
     from services.inference.settings import InferenceSettings
 
 __all__ = [
@@ -106,13 +107,14 @@ def check_image(settings: InferenceSettings, prompt: str, width: int, height: in
             )
 
 
-def generate_inputs(prompt: str, max_tokens: int) -> list[InferInput]:
+def generate_inputs(prompt: str, max_tokens: int, sampling: Sampling | None = None) -> list[InferInput]:
     """A streamed generation of at most `max_tokens`, without the prompt echoed back.
 
     It asks for the finish reason and the token counts too (the vLLM backend's
     additional outputs), which the OpenAI API's `finish_reason` and `usage` report.
     """
-    parameters = json.dumps({"max_tokens": max_tokens})
+    chosen = msgspec.to_builtins(sampling) if sampling is not None else {}  # unset fields are left out
+    parameters = json.dumps({**chosen, "max_tokens": max_tokens})
     return [
         _text_input("text_input", prompt),
         _scalar_input("stream", True, "BOOL", np.bool_),

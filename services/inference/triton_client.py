@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 import tritonclient.grpc.aio as triton_aio
@@ -48,6 +48,9 @@ from services.inference.model_io import (
 )
 from services.inference.settings import InferenceSettings
 from services.inference.triton_errors import triton_error
+
+if TYPE_CHECKING:
+    from proto.inference import Sampling
 
 __all__ = ["TritonModels"]
 
@@ -143,7 +146,7 @@ class TritonModels:
     # -- generation ---------------------------------------------------------
 
     async def generate(
-        self, prompt: str, *, max_tokens: int, timeout_s: float
+        self, prompt: str, *, max_tokens: int, timeout_s: float, sampling: Sampling | None = None
     ) -> AsyncGenerator[GenerationChunk, None]:
         """Yield the answer's chunks in order (text, and what the model reports of it).
 
@@ -153,7 +156,7 @@ class TritonModels:
         check_generate(self._settings, prompt, max_tokens)
         name = self._settings.generate_model
         deadline = asyncio.get_running_loop().time() + timeout_s
-        inputs = generate_inputs(prompt, max_tokens)
+        inputs = generate_inputs(prompt, max_tokens, sampling)
         async with self._slots.hold(deadline):
             backoff = self._settings.retry_backoff_s
             while True:

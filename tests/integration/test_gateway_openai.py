@@ -147,3 +147,31 @@ async def test_more_than_one_choice_is_refused_not_answered_with_fewer(system: L
     assert caught.value.status_code == 400
     assert caught.value.param == "n"
     assert "n: Expected `int` <= 1" in caught.value.message
+
+
+async def test_a_stop_sequence_ends_the_answer_before_it(system: LocalSystem, cited_page: str) -> None:
+    messages: list[Any] = [{"role": "user", "content": f"How deep did the rig at {cited_page} reach?"}]
+    client = client_for(system)
+    whole = await client.chat.completions.create(model="extractive-cpu", messages=messages)
+    text = whole.choices[0].message.content or ""
+    assert "[1]" in text
+    stopped = await client.chat.completions.create(
+        model="extractive-cpu", messages=messages, stop=["[1]", "never there"], temperature=0, seed=7
+    )
+    assert stopped.choices[0].message.content == text[: text.index("[1]")]
+    assert stopped.choices[0].finish_reason == "stop"
+    stream = await client.chat.completions.create(
+        model="extractive-cpu", messages=messages, stop=text.split()[0], stream=True
+    )
+    chunks = [chunk async for chunk in stream]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == ""  # stopped at once
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+async def test_sampling_parameters_out_of_range_are_a_400_naming_them(system: LocalSystem) -> None:
+    client = client_for(system)
+    messages: list[Any] = [{"role": "user", "content": "anyone?"}]
+    for bad in ({"temperature": 3}, {"top_p": 0}, {"stop": ["a", "b", "c", "d", "e"]}):
+        with pytest.raises(openai.BadRequestError) as refused:
+            await client.chat.completions.create(model="extractive-cpu", messages=messages, **bad)
+        assert refused.value.param == next(iter(bad)), bad

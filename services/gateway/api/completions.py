@@ -25,7 +25,7 @@ from litestar.exceptions import HTTPException
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from proto.chat import ChatAnswer, ChatRequest, ChatTurn
-from proto.inference import TokenChunk
+from proto.inference import Sampling, TokenChunk
 from runtime.errors import ServiceError
 from services.gateway.api.chat import ChatEvents, open_chat
 from services.gateway.chat import ChatService
@@ -38,6 +38,11 @@ from services.gateway.settings import GatewaySettings
 __all__ = ["CompletionBody", "chat_completions", "get_model", "list_models"]
 
 _OWNER = "genai-services"
+
+
+_MAX_STOP_CHARS = 200
+# Up to 4 stop sequences, as OpenAI's API takes.
+_Stops = Annotated[list[Annotated[str, msgspec.Meta(max_length=_MAX_STOP_CHARS)]], msgspec.Meta(max_length=4)]
 
 
 class ContentPart(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
@@ -61,12 +66,18 @@ class StreamOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
 
 
 class CompletionBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
-    """An OpenAI chat completion request (sampling parameters are accepted and ignored)."""
+    """An OpenAI chat completion request; its sampling parameters go to the model (vLLM's)."""
 
     model: str
     messages: Annotated[list[ChatMessage], msgspec.Meta(min_length=1)]
     stream: bool = False
     stream_options: StreamOptions | None = None
+    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
+    top_p: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None
+    seed: int | None = None
+    stop: Annotated[str, msgspec.Meta(max_length=_MAX_STOP_CHARS)] | _Stops | None = None
+    presence_penalty: Annotated[float, msgspec.Meta(ge=-2, le=2)] | None = None
+    frequency_penalty: Annotated[float, msgspec.Meta(ge=-2, le=2)] | None = None
     max_tokens: Annotated[int, msgspec.Meta(ge=1, le=4096)] | None = None
     max_completion_tokens: Annotated[int, msgspec.Meta(ge=1, le=4096)] | None = None
     # One choice per request: asking for more is refused, not answered with fewer.
@@ -156,6 +167,14 @@ async def chat_completions(
         collection=tenant_of(request).collection("default"),
         max_tokens=data.max_completion_tokens or data.max_tokens or 512,
         history=history,
+        sampling=Sampling(
+            temperature=data.temperature,
+            top_p=data.top_p,
+            seed=data.seed,
+            stop=[data.stop] if isinstance(data.stop, str) else list(data.stop or []),
+            presence_penalty=data.presence_penalty,
+            frequency_penalty=data.frequency_penalty,
+        ),
     )
     chat_id = chat_id_for(request)
     completion = _Completion(f"chatcmpl-{chat_id}", data.model, question, tenant_of(request).scope)

@@ -110,3 +110,15 @@ def test_unrelated_sentences_give_no_answer_and_vectors_must_match() -> None:
     assert "".join(finish_answer(plan, vectors, SelectionLimits(min_similarity=0.5))) == NO_ANSWER
     with pytest.raises(ValueError, match="2 texts to embed but 1 vectors"):
         finish_answer(plan, vectors[:1], SelectionLimits())
+
+
+def test_an_answer_ends_before_its_first_stop_string() -> None:
+    from answer_selection import cut_at_stop
+
+    chunks = ["Paris ", "is ", "the ", "capital. ", "[1]"]
+    assert cut_at_stop(chunks, ["[1]"]) == (["Paris ", "is ", "the ", "capital. "], True)
+    assert cut_at_stop(chunks, ["e cap", "is"]) == (["Par"], True)  # the earliest, inside a chunk
+    assert cut_at_stop(chunks, ["the ", "[1]"]) == (["Paris ", "is "], True)
+    assert cut_at_stop(chunks, ["Paris"]) == ([], True)
+    assert cut_at_stop(chunks, ["London", ""]) == (chunks, False)
+    assert cut_at_stop(chunks, []) == (chunks, False)

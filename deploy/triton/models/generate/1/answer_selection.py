@@ -26,6 +26,7 @@ __all__ = [
     "SelectionLimits",
     "answer_chunks",
     "candidates_of",
+    "cut_at_stop",
     "finish_answer",
     "plan_answer",
     "select_sentences",
@@ -145,3 +146,16 @@ def answer_chunks(selected: Sequence[Candidate], no_answer: str) -> list[str]:
     if chunks:
         chunks[-1] = chunks[-1].rstrip()
     return chunks
+
+
+def cut_at_stop(chunks: Sequence[str], stops: Sequence[str]) -> tuple[list[str], bool]:
+    """The chunks up to the first of ``stops`` (which is left out, as vLLM does), and whether one came."""
+    text = ""
+    for index, chunk in enumerate(chunks):
+        text += chunk
+        found = [at for stop in stops if stop and (at := text.find(stop)) >= 0]
+        if found:
+            kept = list(chunks[:index])
+            head = text[: min(found)][len("".join(kept)) :]
+            return ([*kept, head] if head else kept), True
+    return list(chunks), False

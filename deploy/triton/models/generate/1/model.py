@@ -5,7 +5,10 @@ source sentences closest to the question and streams them word by word, each
 sentence followed by its citation.  Like the vLLM backend it reports, when
 asked, why the answer ended (``finish_reason``: ``stop``, or ``length`` when
 ``max_tokens`` cut it) and its token counts; its tokens are words (the
-prompt's, and one per streamed chunk), not an LLM tokenizer's.  It never invents text: with no relevant
+prompt's, and one per streamed chunk), not an LLM tokenizer's.  Of the
+sampling parameters it honours ``max_tokens`` and ``stop`` (the answer ends
+before the first stop string); an extractive model has nothing to sample, so
+``temperature``, ``top_p``, ``seed`` and the penalties change nothing.  It never invents text: with no relevant
 sentence it says so.  Cost: BM25 first keeps the ``candidate_sentences`` best
 sentences, only those (and the question) are embedded by the ``embed`` model
 through BLS, in one request, and their vectors stay in an LRU cache of
@@ -20,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
-from answer_selection import SelectionLimits, finish_answer, plan_answer
+from answer_selection import SelectionLimits, cut_at_stop, finish_answer, plan_answer
 from embedding_cache import EmbeddingCache, Vectors, stack_vectors
 from prompt_format import parse_prompt
 
@@ -52,6 +55,16 @@ class _BadRequest(Exception):
     """Input the model cannot serve; reported as INVALID_ARG."""
 
 
+def _stop_strings(value: Any) -> tuple[str, ...]:
+    """vLLM's ``stop``: a string or a list of strings (None: none)."""
+    if value is None:
+        return ()
+    stops = [value] if isinstance(value, str) else value
+    if not isinstance(stops, list) or not all(isinstance(stop, str) for stop in stops):
+        raise _BadRequest("sampling_parameters.stop must be a string or a list of strings")
+    return tuple(stops)
+
+
 class TritonPythonModel:
     """Extractive, streaming answer model."""
 
@@ -79,8 +92,8 @@ class TritonPythonModel:
         sender = request.get_response_sender()
         final = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
         try:
-            prompt, stream, max_tokens, exclude_input = self._read(request)
-            answer = await self._answer(prompt)
+            prompt, stream, max_tokens, exclude_input, stops = self._read(request)
+            answer, stopped = cut_at_stop(await self._answer(prompt), stops)
         except _BadRequest as error:
             failure = pb_utils.TritonError(f"invalid request: {error}", pb_utils.TritonError.INVALID_ARG)
             sender.send(pb_utils.InferenceResponse(error=failure), flags=final)
@@ -89,8 +102,8 @@ class TritonPythonModel:
             self._logger.log_error(f"generate failed: {error!r}")
             sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(error))), flags=final)
             return
-        chunks = answer[:max_tokens]
-        extras = _Extras(request, prompt, "length" if len(answer) > max_tokens else "stop")
+        chunks = answer[:max_tokens] or [""]  # a stop at the very start: one empty last response
+        extras = _Extras(request, prompt, "length" if len(answer) > max_tokens and not stopped else "stop")
         if not stream:
             text = "".join(chunks) if exclude_input else prompt + "".join(chunks)
             sender.send(self._response(text, extras.outputs(len(chunks), finished=True)), flags=final)
@@ -110,7 +123,7 @@ class TritonPythonModel:
             if not last and self._chunk_delay_s > 0:
                 await asyncio.sleep(self._chunk_delay_s)  # the pace of a token stream
 
-    def _read(self, request: Any) -> tuple[str, bool, int, bool]:
+    def _read(self, request: Any) -> tuple[str, bool, int, bool, tuple[str, ...]]:
         prompt = _text(_optional_scalar(request, "text_input") or b"")
         if not prompt.strip():
             raise _BadRequest("text_input is empty")
@@ -118,6 +131,7 @@ class TritonPythonModel:
         exclude = _optional_scalar(request, "exclude_input_in_output")
         raw = _optional_scalar(request, "sampling_parameters")
         max_tokens = self._default_max_tokens
+        stops: tuple[str, ...] = ()
         if raw is not None and _text(raw).strip():
             try:
                 sampling = json.loads(_text(raw))
@@ -129,7 +143,8 @@ class TritonPythonModel:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise _BadRequest("sampling_parameters.max_tokens must be a positive integer")
             max_tokens = value
-        return prompt, bool(stream) if stream is not None else False, max_tokens, bool(exclude)
+            stops = _stop_strings(sampling.get("stop"))
+        return prompt, bool(stream) if stream is not None else False, max_tokens, bool(exclude), stops
 
     async def _answer(self, prompt: str) -> list[str]:
         parsed = parse_prompt(prompt)
