@@ -8,6 +8,8 @@ one `ErrorReply`.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from proto.common import Message
@@ -27,15 +29,23 @@ __all__ = [
 ]
 
 
-class Sampling(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """How the model samples, in vLLM's names (`SamplingParams`); unset fields keep its defaults."""
+_Penalty = Annotated[float, msgspec.Meta(ge=-2, le=2)]
+_Stop = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
-    temperature: float | None = None
-    top_p: float | None = None
+
+class Sampling(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """How the model samples, in vLLM's names (`SamplingParams`) and OpenAI's ranges.
+
+    Unset fields keep the model's defaults.
+    """
+
+    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
+    top_p: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None
     seed: int | None = None
-    stop: list[str] = msgspec.field(default_factory=list)  # the answer ends before the first of these
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
+    # the answer ends before the first of these
+    stop: Annotated[list[_Stop], msgspec.Meta(max_length=4)] = msgspec.field(default_factory=list)
+    presence_penalty: _Penalty | None = None
+    frequency_penalty: _Penalty | None = None
 
 
 class GenerateRequest(Message, tag="generate.request"):

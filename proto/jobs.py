@@ -22,6 +22,7 @@ from typing import Annotated
 import msgspec
 
 from proto.common import Message
+from proto.inference import Sampling
 
 __all__ = [
     "ItemFailure",
@@ -65,6 +66,7 @@ class JobOptions(msgspec.Struct, frozen=True, kw_only=True):
     max_tokens: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 256  # text items: chunk limit
     width: Annotated[int, msgspec.Meta(ge=16, le=1024)] = 256  # image items: pixels
     height: Annotated[int, msgspec.Meta(ge=16, le=1024)] = 256
+    sampling: Sampling = Sampling()  # text items: temperature, stop strings, ... (the model's)
 
 
 class ItemFailure(msgspec.Struct, frozen=True, kw_only=True):

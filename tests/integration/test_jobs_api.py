@@ -157,3 +157,23 @@ async def _stored_results(system: LocalSystem, job_id: str) -> int:
         return sum(1 for info in await store.list() if info.name.startswith(f"{job_id}/"))
     finally:
         await client.close()
+
+
+async def test_a_text_jobs_sampling_reaches_the_model(system: LocalSystem) -> None:
+    async with httpx.AsyncClient(base_url=system.gateway_url, timeout=30) as client:
+        options = {"sampling": {"stop": ["Town"], "temperature": 0}}
+        job_id = await submit(
+            client, {"kind": "text", "items": [text_prompt(n) for n in range(3)], "options": options}
+        )
+        events = await watch(system, job_id)
+        assert events[-1]["state"] == "completed"
+        lines = [
+            json.loads(line) for line in (await client.get(f"/v1/jobs/{job_id}/results")).text.splitlines()
+        ]
+        refused = await client.post(
+            "/v1/jobs", json={"kind": "text", "items": ["x"], "options": {"sampling": {"temperature": 9}}}
+        )
+    assert [line["text"] for line in lines] == [
+        f"The capital of Freedonia district {n} is " for n in range(3)
+    ]
+    assert refused.status_code == 400 and "temperature" in refused.text

@@ -40,9 +40,9 @@ __all__ = ["CompletionBody", "chat_completions", "get_model", "list_models"]
 _OWNER = "genai-services"
 
 
-_MAX_STOP_CHARS = 200
-# Up to 4 stop sequences, as OpenAI's API takes.
-_Stops = Annotated[list[Annotated[str, msgspec.Meta(max_length=_MAX_STOP_CHARS)]], msgspec.Meta(max_length=4)]
+# A stop sequence, and up to 4 of them, as OpenAI's API takes (and proto.inference.Sampling).
+_Stop = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+_Stops = Annotated[list[_Stop], msgspec.Meta(max_length=4)]
 
 
 class ContentPart(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
@@ -75,7 +75,7 @@ class CompletionBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
     top_p: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None
     seed: int | None = None
-    stop: Annotated[str, msgspec.Meta(max_length=_MAX_STOP_CHARS)] | _Stops | None = None
+    stop: _Stop | _Stops | None = None
     presence_penalty: Annotated[float, msgspec.Meta(ge=-2, le=2)] | None = None
     frequency_penalty: Annotated[float, msgspec.Meta(ge=-2, le=2)] | None = None
     max_tokens: Annotated[int, msgspec.Meta(ge=1, le=4096)] | None = None

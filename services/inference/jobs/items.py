@@ -21,7 +21,10 @@ async def generate_item(models: TritonModels, item: JobItem, *, timeout_s: float
         )
         return png, PNG_TYPE
     parts: list[str] = []
-    chunks = models.generate(item.prompt, max_tokens=item.options.max_tokens, timeout_s=timeout_s)
+    options = item.options
+    chunks = models.generate(
+        item.prompt, max_tokens=options.max_tokens, timeout_s=timeout_s, sampling=options.sampling
+    )
     async with aclosing(chunks) as generated:
         async for chunk in generated:
             parts.append(chunk.text)
