@@ -183,6 +183,8 @@ async def test_a_chat_carries_its_history_to_the_model(system: LocalSystem, cite
         alone = (await client.post("/v1/chat", json={"prompt": question})).json()
         followed = (await client.post("/v1/chat", json={"prompt": question, "history": history})).json()
         refused = await client.post("/v1/chat", json={"prompt": question, "history": [{"role": "tool"}]})
+        stopped = await client.post("/v1/chat", json={"prompt": question, "sampling": {"stop": ["[1]"]}})
+        too_hot = await client.post("/v1/chat", json={"prompt": question, "sampling": {"temperature": 5}})
     # the stand-in counts its prompt's words: the turns' (4 + 2), the heading (3), the roles (2)
     assert followed["prompt_tokens"] == alone["prompt_tokens"] + 6 + 3 + 2
     assert followed["answer"] == alone["answer"]
@@ -191,6 +193,8 @@ async def test_a_chat_carries_its_history_to_the_model(system: LocalSystem, cite
         len(alone["answer"].split()),
     )
     assert refused.status_code == 400 and "history" in refused.text
+    assert stopped.json()["answer"] == alone["answer"][: alone["answer"].index("[1]")]
+    assert too_hot.status_code == 400 and "temperature" in too_hot.text
 
 
 async def test_a_chat_with_many_long_pages_is_answered_within_the_models_prompt_limit(

@@ -19,7 +19,7 @@ from litestar.openapi import ResponseSpec
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from proto.chat import ChatAnswer, ChatRequest, ChatTurn
-from proto.inference import TokenChunk
+from proto.inference import Sampling, TokenChunk
 from runtime.errors import ServiceError
 from services.gateway.chat import ChatService
 from services.gateway.metrics import GatewayMetrics
@@ -59,6 +59,7 @@ class ChatBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
             description="Earlier messages, oldest first: the model reads the latest that fit its prompt.",
         ),
     ] = msgspec.field(default_factory=list)
+    sampling: Sampling = Sampling()
 
     def to_request(self, tenant: Tenant) -> ChatRequest:
         """The bus request, its collection scoped to the caller's tenant."""
@@ -69,6 +70,7 @@ class ChatBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
             use_web=self.use_web,
             use_documents=self.use_documents,
             history=[ChatTurn(role=turn.role, content=turn.content) for turn in self.history],
+            sampling=self.sampling,
         )
 
 
