@@ -43,7 +43,7 @@ class Sampling(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     top_p: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None
     seed: int | None = None
     # the answer ends before the first of these
-    stop: Annotated[list[_Stop], msgspec.Meta(max_length=4)] = msgspec.field(default_factory=list)
+    stop: Annotated[tuple[_Stop, ...], msgspec.Meta(max_length=4)] = ()
     presence_penalty: _Penalty | None = None
     frequency_penalty: _Penalty | None = None
 

@@ -171,7 +171,7 @@ async def chat_completions(
             temperature=data.temperature,
             top_p=data.top_p,
             seed=data.seed,
-            stop=[data.stop] if isinstance(data.stop, str) else list(data.stop or []),
+            stop=(data.stop,) if isinstance(data.stop, str) else tuple(data.stop or ()),
             presence_penalty=data.presence_penalty,
             frequency_penalty=data.frequency_penalty,
         ),
