@@ -45,7 +45,7 @@ from proto.documents import (
 )
 from proto.streams import INGEST_STREAM_CONFIG
 from proto.subjects import DOCUMENT_DELETE, DOCUMENTS_BUCKET, DOCUMENTS_OBJECTS, INGEST, RETRIEVE
-from runtime.jetstream import ensure_stream, open_key_value, open_object_store
+from runtime.jetstream import current_values, ensure_stream, open_key_value, open_object_store
 from runtime.logging import get_logger
 from services.gateway.errors import DocumentNotFound, GatewayError, UpstreamUnavailable
 
@@ -156,16 +156,17 @@ class DocumentService:
     async def all(self, scope: str) -> list[DocumentStatus]:
         """The states of one tenant's documents, newest first (and those from before scopes).
 
-        One pass over the keys of `scope` (`<scope>.*`), none of another tenant's,
+        One pass (`current_values`) over the keys of `scope` (`<scope>.*`), none of another tenant's,
         and one over the bare keys of documents uploaded before ids had a scope
         (`*`: one token), which the caller filters by collection as before.
         """
-        _, states, _ = await self._buckets()
+        js, _, _ = await self._buckets()
         found: list[DocumentStatus] = []
         try:
             async with asyncio.timeout(self._timeout_s):
                 for keys in (f"{scope}.*", "*"):
-                    found.extend(await _current(states, keys))
+                    values = await current_values(js, DOCUMENTS_BUCKET, keys, timeout_s=self._timeout_s)
+                    found.extend(s for key, value in values if (s := _decoded(value, key)) is not None)
         except (NatsError, TimeoutError) as exc:
             raise UpstreamUnavailable(f"could not list documents ({type(exc).__name__})") from exc
         return sorted(found, key=lambda s: s.created_at, reverse=True)
@@ -238,21 +239,6 @@ class DocumentService:
         except (NatsError, TimeoutError) as exc:
             raise UpstreamUnavailable(f"document storage unavailable ({type(exc).__name__})") from exc
         return js, states, objects
-
-
-async def _current(states: KeyValue, keys: str) -> list[DocumentStatus]:
-    """The current states under the key filter `keys`: one watcher, read to its end."""
-    found: list[DocumentStatus] = []
-    watcher = await states.watch(keys, ignore_deletes=True)
-    try:
-        async for entry in watcher:
-            if entry is None:  # the end of the current values
-                break
-            if (status := _decoded(entry.value, entry.key)) is not None:
-                found.append(status)
-    finally:
-        await watcher.stop()  # type: ignore[no-untyped-call]
-    return found
 
 
 def _decoded(value: bytes | None, document_id: str) -> DocumentStatus | None:

@@ -17,7 +17,6 @@ from nats.js.api import ObjectMeta
 from nats.js.errors import (
     KeyNotFoundError,
     KeyWrongLastSequenceError,
-    NoKeysError,
     ObjectNotFoundError,
 )
 from nats.js.kv import KeyValue
@@ -31,8 +30,8 @@ from proto.streams import (
     JOBS_DEAD_STREAM_CONFIG,
     JOBS_STREAM_CONFIG,
 )
-from proto.subjects import JOB_RESULTS_OBJECTS, JOBS_STREAM, job_items_subject
-from runtime.jetstream import ensure_stream, open_key_value, open_object_store
+from proto.subjects import JOB_RESULTS_OBJECTS, JOB_STATE_BUCKET, JOBS_STREAM, job_items_subject
+from runtime.jetstream import current_values, ensure_stream, open_key_value, open_object_store
 from runtime.logging import get_logger
 
 __all__ = ["JobStore", "StateConflict", "StatusChange"]
@@ -91,12 +90,8 @@ class JobStore:
         raise StateConflict(f"job {job_id}: {self._cas_attempts} state writes in a row lost the race")
 
     async def job_ids(self) -> list[str]:
-        """Every job in the state bucket."""
-        try:
-            keys: list[str] = await self._state.keys()
-        except NoKeysError:
-            return []
-        return keys
+        """Every job in the state bucket (one pass: `keys()` can miss some, see `current_values`)."""
+        return [key for key, _ in await current_values(self._js, JOB_STATE_BUCKET)]
 
     async def items_in_stream(self, job_id: str) -> int:
         """How many of the job's items the stream still holds (unacked ones included)."""
