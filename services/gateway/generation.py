@@ -75,13 +75,14 @@ async def stream_generation(
                 raise ChatTimeout(f"no answer within {timeout_s:.0f} s")
             if now >= quiet_until:
                 raise UpstreamUnavailable(f"inference stopped streaming: no chunk for {idle_timeout_s:.0f} s")
-            if not broker.connection.is_connected:
-                raise UpstreamUnavailable("the bus connection was lost in the middle of the answer")
             try:
                 wait_s = min(deadline, quiet_until, now + _CONNECTION_CHECK_S) - now
                 message = await subscription.next_msg(timeout=wait_s)
             except NatsTimeoutError:
-                continue  # nothing yet: check the deadlines and the connection again
+                # Nothing buffered (what arrived before a disconnect is read first): is the bus there?
+                if not broker.connection.is_connected:
+                    raise UpstreamUnavailable("the bus connection was lost mid-answer") from None
+                continue  # check the deadlines and the connection again
             except NatsError as exc:  # the connection closed for good
                 raise UpstreamUnavailable(f"the bus connection closed ({type(exc).__name__})") from exc
             quiet_until = loop.time() + idle_timeout_s
