@@ -23,14 +23,23 @@ __all__ = [
     "GenerateResult",
     "ImageReply",
     "ImageRequest",
+    "MAX_STOP_SEQUENCES",
+    "Penalty",
     "Sampling",
+    "StopSequence",
     "StreamEvent",
+    "Temperature",
     "TokenChunk",
+    "TopP",
 ]
 
 
-_Penalty = Annotated[float, msgspec.Meta(ge=-2, le=2)]
-_Stop = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+# OpenAI's ranges of the sampling parameters, named once (the gateway's OpenAI body takes them too).
+Temperature = Annotated[float, msgspec.Meta(ge=0, le=2)]
+TopP = Annotated[float, msgspec.Meta(gt=0, le=1)]
+Penalty = Annotated[float, msgspec.Meta(ge=-2, le=2)]
+StopSequence = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+MAX_STOP_SEQUENCES = 4
 
 
 class Sampling(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -39,13 +48,13 @@ class Sampling(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     Unset fields keep the model's defaults.
     """
 
-    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
-    top_p: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None
+    temperature: Temperature | None = None
+    top_p: TopP | None = None
     seed: int | None = None
     # the answer ends before the first of these
-    stop: Annotated[tuple[_Stop, ...], msgspec.Meta(max_length=4)] = ()
-    presence_penalty: _Penalty | None = None
-    frequency_penalty: _Penalty | None = None
+    stop: Annotated[tuple[StopSequence, ...], msgspec.Meta(max_length=MAX_STOP_SEQUENCES)] = ()
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
 
 
 class GenerateRequest(Message, tag="generate.request"):

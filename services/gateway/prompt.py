@@ -42,15 +42,13 @@ def recent_history(history: Sequence[ChatTurn], max_chars: int) -> list[ChatTurn
     turns = [t for t in turns if t.content]
     kept: list[ChatTurn] = []
     budget = max_chars
-    instructions = [t for t in turns if _ROLES[t.role] == "Instructions"]
-    conversation = [t for t in turns if _ROLES[t.role] != "Instructions"]
+    instructions, conversation = _split(turns)
     for turn in [*instructions, *reversed(conversation)]:
         if len(turn.content) > budget:
             break
         kept.append(turn)
         budget -= len(turn.content)
-    told = [t for t in kept if _ROLES[t.role] == "Instructions"]
-    said = [t for t in kept if _ROLES[t.role] != "Instructions"]
+    told, said = _split(kept)
     return [*told, *reversed(said)]
 
 
@@ -72,6 +70,12 @@ def build_prompt(question: str, sources: Sequence[PromptSource], history: Sequen
     return "\n".join(parts)
 
 
+def _split(turns: Sequence[ChatTurn]) -> tuple[list[ChatTurn], list[ChatTurn]]:
+    """The application's instructions, and the conversation's turns, each in order."""
+    told = [t for t in turns if _ROLES.get(t.role) == "Instructions"]
+    return told, [t for t in turns if _ROLES.get(t.role) != "Instructions"]
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -86,8 +90,7 @@ def fit_prompt(
     the instructions. The question always stays; a prompt that is still too
     long is the model's to refuse.
     """
-    said = [t for t in history if _ROLES.get(t.role) != "Instructions"]
-    told = [t for t in history if _ROLES.get(t.role) == "Instructions"]
+    told, said = _split(history)
     kept = len(sources)
     while True:
         prompt = build_prompt(question, sources[:kept], [*told, *said])

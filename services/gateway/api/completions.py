@@ -25,7 +25,15 @@ from litestar.exceptions import HTTPException
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from proto.chat import ChatAnswer, ChatRequest, ChatTurn
-from proto.inference import Sampling, TokenChunk
+from proto.inference import (
+    MAX_STOP_SEQUENCES,
+    Penalty,
+    Sampling,
+    StopSequence,
+    Temperature,
+    TokenChunk,
+    TopP,
+)
 from runtime.errors import ServiceError
 from services.gateway.api.chat import ChatEvents, open_chat
 from services.gateway.chat import ChatService
@@ -40,9 +48,7 @@ __all__ = ["CompletionBody", "chat_completions", "get_model", "list_models"]
 _OWNER = "genai-services"
 
 
-# A stop sequence, and up to 4 of them, as OpenAI's API takes (and proto.inference.Sampling).
-_Stop = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-_Stops = Annotated[list[_Stop], msgspec.Meta(max_length=4)]
+_Stops = Annotated[list[StopSequence], msgspec.Meta(max_length=MAX_STOP_SEQUENCES)]
 
 
 class ContentPart(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
@@ -72,12 +78,12 @@ class CompletionBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     messages: Annotated[list[ChatMessage], msgspec.Meta(min_length=1)]
     stream: bool = False
     stream_options: StreamOptions | None = None
-    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
-    top_p: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None
+    temperature: Temperature | None = None
+    top_p: TopP | None = None
     seed: int | None = None
-    stop: _Stop | _Stops | None = None
-    presence_penalty: Annotated[float, msgspec.Meta(ge=-2, le=2)] | None = None
-    frequency_penalty: Annotated[float, msgspec.Meta(ge=-2, le=2)] | None = None
+    stop: StopSequence | _Stops | None = None
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
     max_tokens: Annotated[int, msgspec.Meta(ge=1, le=4096)] | None = None
     max_completion_tokens: Annotated[int, msgspec.Meta(ge=1, le=4096)] | None = None
     # One choice per request: asking for more is refused, not answered with fewer.
