@@ -57,12 +57,13 @@ from proto.context import RetrieveReply, RetrieveRequest
 from proto.documents import DocumentState
 from proto.inference import EmbedReply, EmbedRequest
 from proto.subjects import EMBED, RETRIEVE
+from services.gateway.documents import Upload, submit_upload
 from services.rag.documents import open_document_buckets, wait_for_state
 from services.rag.store import StoredChunk
 from services.rag.store.fusion import reciprocal_rank_fusion
 from services.rag.store.lance import LanceStore
-from services.rag.upload import submit_document
 
+SUBMIT_TIMEOUT_S = 10.0  # one upload's object, state and ingest message
 __all__ = ["run"]
 
 COLLECTION = "bench"
@@ -165,7 +166,10 @@ async def _ingest(client: Client, pages: dict[str, bytes]) -> tuple[dict[str, st
     async def submit(key: str) -> str:
         async with slots:
             html = pages[key]
-            status = await submit_document(js, kv, objects, html, f"{key}.html", "text/html", COLLECTION)
+            upload = Upload(
+                data=html, file_name=f"{key}.html", content_type="text/html", collection=COLLECTION
+            )
+            status, _ = await submit_upload(js, kv, objects, upload, timeout_s=SUBMIT_TIMEOUT_S)
             return status.document_id
 
     started = time.perf_counter()

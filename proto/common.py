@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Any, TypeVar
 
 import msgspec
@@ -32,22 +33,29 @@ class Message(msgspec.Struct, kw_only=True, tag_field="type"):
     schema_version: int = SCHEMA_VERSION
 
 
-class ErrorCode:
-    """Machine-readable error codes shared by every service (strings on the wire)."""
+class ErrorCode(enum.StrEnum):
+    """Machine-readable error codes of every service and of the gateway's API (strings on the wire).
+
+    The gateway answers each with one HTTP status (`services/gateway/errors.py`).
+    """
 
     BAD_REQUEST = "bad_request"  # the message could not be decoded or failed validation
     TOO_LARGE = "too_large"  # an input is over a configured limit
     NOT_FOUND = "not_found"  # the named thing (document, model, job) does not exist
-    UNAVAILABLE = "unavailable"  # a dependency (Triton, the store) is down
+    UNAVAILABLE = "unavailable"  # a dependency (Triton, the store, a service on the bus) is down
     TIMEOUT = "timeout"  # the deadline passed before the work finished
     CANCELLED = "cancelled"  # the caller cancelled the work
     INTERNAL = "internal"  # a bug: logged with its traceback by the service
+    UNSUPPORTED_TYPE = "unsupported_type"  # an uploaded file of a type no parser reads
+    RATE_LIMITED = "rate_limited"  # the caller's key used up its requests of this minute
+    NOT_READY = "not_ready"  # the thing exists but has no result (yet, or ever: it failed)
+    BUSY = "busy"  # one chat at a time on a WebSocket: this one came while another streamed
 
 
 class ErrorReply(Message, tag="error"):
     """The reply to any request that failed; `detail` is meant for people."""
 
-    code: str
+    code: ErrorCode
     detail: str
     service: str = ""
 

@@ -7,12 +7,15 @@
   with its code and detail, bad input a `bad_request` reply, anything else an
   `internal` reply after its traceback is logged;
 - the connection retries forever at start-up (the service waits for NATS),
-  and `broker.stop()` drains subscriptions on shutdown.
+  and `broker.stop()` drains subscriptions on shutdown;
+- `request` is the one way any service asks another and waits for its reply.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fast_depends.exceptions import ValidationError
 from fast_depends.msgspec import MsgSpecSerializer
@@ -20,9 +23,9 @@ from faststream import BaseMiddleware, ExceptionMiddleware
 from faststream.nats import NatsBroker
 from nats.errors import Error as NatsError
 
-from proto.common import ErrorCode, ErrorReply, MessageDecodeError
+from proto.common import ErrorCode, ErrorReply, Message, MessageDecodeError, decode
 from runtime.errors import ServiceError
-from runtime.logging import bind_request, get_logger
+from runtime.logging import bind_request, current_correlation_id, get_logger
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -30,9 +33,59 @@ if TYPE_CHECKING:
     from faststream._internal.basic_types import AsyncFuncAny
     from faststream.message import StreamMessage
 
-__all__ = ["make_broker", "queue_group"]
+__all__ = ["BusError", "make_broker", "queue_group", "request"]
 
 _log = get_logger(__name__)
+R = TypeVar("R", bound=Message)
+
+
+class BusError(ServiceError):
+    """A request on the bus that got no usable reply: the other service's error, or no reply at all."""
+
+    def __init__(self, detail: str, *, code: ErrorCode, service: str) -> None:
+        super().__init__(detail, code=code)
+        self.service = service  # the service that was asked
+
+
+async def request(
+    broker: NatsBroker,
+    subject: str,
+    message: Message,
+    reply_type: type[R],
+    *,
+    service: str,
+    timeout_s: float,
+    correlation_id: str | None = None,
+) -> R:
+    """Ask `service` on `subject`; its reply decoded as `reply_type` (a Struct or union), or `BusError`.
+
+    The correlation id is `correlation_id`, else the one of the message being
+    handled (so one chat's id follows it from service to service), else a new
+    one. Every failure is mapped to an `ErrorCode` here, once: the other
+    side's `ErrorReply` keeps its code; no reply within `timeout_s`, no
+    responder, a lost connection and an unreadable reply are `unavailable`.
+    Each detail starts with the service's name.
+    """
+    cid = correlation_id or current_correlation_id() or uuid.uuid4().hex
+    try:
+        response = await broker.request(message, subject, correlation_id=cid, timeout=timeout_s)
+    except TimeoutError:  # also nats-py's TimeoutError
+        raise BusError(
+            f"{service}: no answer within {timeout_s:g} s", code=ErrorCode.UNAVAILABLE, service=service
+        ) from None
+    except NatsError as exc:
+        raise BusError(
+            f"{service}: unavailable ({type(exc).__name__})", code=ErrorCode.UNAVAILABLE, service=service
+        ) from exc
+    try:
+        reply: R | ErrorReply = decode(response.body, reply_type | ErrorReply)
+    except MessageDecodeError as exc:
+        raise BusError(
+            f"{service}: unreadable reply: {exc.detail}", code=ErrorCode.UNAVAILABLE, service=service
+        ) from exc
+    if isinstance(reply, ErrorReply):
+        raise BusError(f"{service}: {reply.detail}", code=reply.code, service=service)
+    return reply
 
 
 class _CorrelationMiddleware(BaseMiddleware):  # type: ignore[type-arg]
@@ -40,8 +93,12 @@ class _CorrelationMiddleware(BaseMiddleware):  # type: ignore[type-arg]
 
     async def consume_scope(self, call_next: AsyncFuncAny, msg: StreamMessage[Any]) -> Any:
         subject = getattr(msg.raw_message, "subject", "")
+        started = time.perf_counter()
         with bind_request(msg.correlation_id, subject=subject):
-            return await call_next(msg)
+            try:
+                return await call_next(msg)
+            finally:  # an access log: each message handled, with its correlation id
+                _log.info("message handled", ms=round(1000 * (time.perf_counter() - started), 1))
 
 
 def _error_routing(service: str) -> ExceptionMiddleware:

@@ -10,9 +10,9 @@ __all__ = ["ServiceError"]
 class ServiceError(Exception):
     """An error a caller should see: `code` for programs, `detail` for people."""
 
-    code: str = ErrorCode.INTERNAL
+    code: ErrorCode = ErrorCode.INTERNAL
 
-    def __init__(self, detail: str, *, code: str | None = None) -> None:
+    def __init__(self, detail: str, *, code: ErrorCode | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         if code is not None:

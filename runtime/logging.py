@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import structlog
 
-__all__ = ["bind_request", "configure_logging", "get_logger"]
+__all__ = ["bind_request", "configure_logging", "current_correlation_id", "get_logger"]
 
 
 def configure_logging(service: str, *, level: str = "INFO", json: bool | None = None) -> None:
@@ -57,3 +57,9 @@ def bind_request(correlation_id: str, **values: object) -> Iterator[None]:
     """Bind a correlation id (and more) to every log line inside the block."""
     with structlog.contextvars.bound_contextvars(correlation_id=correlation_id, **values):
         yield
+
+
+def current_correlation_id() -> str | None:
+    """The correlation id bound by the `bind_request` block this code runs in, if any."""
+    value = structlog.contextvars.get_contextvars().get("correlation_id")
+    return value if isinstance(value, str) and value else None

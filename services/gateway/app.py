@@ -1,8 +1,14 @@
-"""The Litestar application: routes, dependencies, errors, and the bus lifespan."""
+"""The Litestar application: routes, dependencies, errors, and the bus lifespan.
+
+Every area of the API is a module of `services/gateway/api/` whose handlers
+are module-level functions and whose `router(settings)` mounts them with the
+body limit they need; what handlers share (the chat service, the document
+and job doors, metrics, settings) is injected by name.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,15 +26,16 @@ from runtime.logging import get_logger
 from services.gateway.api import chat as chat_api
 from services.gateway.api import chat_ws as chat_ws_api
 from services.gateway.api import completions as completions_api
+from services.gateway.api import documents as documents_api
 from services.gateway.api import health as health_api
+from services.gateway.api import jobs as jobs_api
+from services.gateway.api import search as search_api
 from services.gateway.api import web as web_api
-from services.gateway.api.documents import document_routes
-from services.gateway.api.jobs import jobs_router
 from services.gateway.auth import ApiKeys
 from services.gateway.bus import register_bus_handlers
 from services.gateway.chat import ChatService
 from services.gateway.documents import DocumentService
-from services.gateway.errors import GatewayError, RateLimited
+from services.gateway.errors import RateLimited, error_body, http_status
 from services.gateway.jobs import JobDoor
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.middleware import REQUEST_ID_HEADER, request_middleware
@@ -38,21 +45,54 @@ from services.gateway.settings import GatewaySettings
 __all__ = ["create_app"]
 
 _log = get_logger(__name__)
-_UPSTREAMS = ("inference", "rag", "scraper")
 
 
 def create_app(settings: GatewaySettings, *, broker: NatsBroker | None = None) -> Litestar:
     """Build the gateway; the broker connects when the app starts and drains when it stops."""
     bus = broker or make_broker(settings.nats_url, "gateway")
     chat_service = ChatService(bus, settings)
-    documents = DocumentService(bus, timeout_s=settings.documents_timeout_s)
+    job_door = JobDoor.from_env(bus)
     metrics = GatewayMetrics()
     register_bus_handlers(bus, chat_service)
     keys = ApiKeys.from_settings(settings)
     if not keys.enabled:
         _log.warning("no API keys configured: /v1 is open; bind to loopback only")
     rate_limit = RateLimitGuard(settings, metrics)
+    shared = {
+        "chat_service": chat_service,
+        "documents": DocumentService(bus, timeout_s=settings.documents_timeout_s),
+        "job_door": job_door,
+        "metrics": metrics,
+        "broker": bus,
+        "settings": settings,
+        "rate_limit": rate_limit,
+    }
+    v1 = Router(
+        "/v1",
+        route_handlers=[
+            *(area.router(settings) for area in (chat_api, chat_ws_api, completions_api)),
+            *(area.router(settings) for area in (documents_api, search_api)),
+            jobs_api.router(job_door.settings),
+        ],
+        guards=[keys.guard, rate_limit],
+    )
+    return Litestar(
+        route_handlers=[v1, health_api.router(settings), web_api.router(settings)],
+        dependencies={name: _provide(value) for name, value in shared.items()},
+        exception_handlers={ServiceError: _service_error(metrics), HTTPException: _http_error},
+        middleware=[DefineMiddleware(request_middleware, metrics=metrics)],
+        cors_config=_cors(settings),
+        lifespan=[_bus_lifespan(bus, rate_limit)],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="GenAI services gateway", version="0.1.0", path="/schema"),
+    )
 
+
+def _provide(value: object) -> Provide:
+    return Provide(lambda: value, sync_to_thread=False)
+
+
+def _bus_lifespan(bus: NatsBroker, rate_limit: RateLimitGuard) -> Callable[[Litestar], Any]:
     @asynccontextmanager
     async def bus_lifespan(_: Litestar) -> AsyncIterator[None]:
         await bus.start()
@@ -62,58 +102,31 @@ def create_app(settings: GatewaySettings, *, broker: NatsBroker | None = None) -
         finally:
             await bus.stop()
 
+    return bus_lifespan
+
+
+def _service_error(metrics: GatewayMetrics) -> Callable[[Request, ServiceError], Response[dict[str, str]]]:  # type: ignore[type-arg]
+    """Every route's `ServiceError` (the OpenAI routes have their own body): the table's status."""
+
     def service_error(request: Request, exc: ServiceError) -> Response[dict[str, str]]:  # type: ignore[type-arg]
-        status = exc.status_code if isinstance(exc, GatewayError) else 500
+        status = http_status(exc.code)
         headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
         if status >= 500:
-            upstream = next((name for name in _UPSTREAMS if exc.detail.startswith(name)), "nats")
-            metrics.upstream_errors.labels(service=upstream).inc()
+            metrics.count_failure(exc)
             _log.warning("request failed", path=request.url.path, code=exc.code, detail=exc.detail)
-        return Response({"code": exc.code, "detail": exc.detail}, status_code=status, headers=headers)
+        return Response(error_body(exc), status_code=status, headers=headers)
 
-    v1 = Router(
-        "/v1",
-        route_handlers=[
-            chat_api.chat,
-            chat_ws_api.chat_ws,
-            completions_api.chat_completions,
-            completions_api.list_models,
-            completions_api.get_model,
-            *document_routes(settings),
-            jobs_router(JobDoor.from_env(bus)),
-        ],
-        guards=[keys.guard, rate_limit],
-    )
-    cors = None
-    if settings.cors_origins:
-        cors = CORSConfig(
-            allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
-            expose_headers=[REQUEST_ID_HEADER, "Retry-After"],
-        )
-    return Litestar(
-        route_handlers=[
-            v1,
-            health_api.healthz,
-            health_api.readyz,
-            web_api.metrics,
-            *web_api.web_routes(),
-        ],
-        dependencies={
-            "chat_service": Provide(lambda: chat_service, sync_to_thread=False),
-            "documents": Provide(lambda: documents, sync_to_thread=False),
-            "metrics": Provide(lambda: metrics, sync_to_thread=False),
-            "broker": Provide(lambda: bus, sync_to_thread=False),
-            "settings": Provide(lambda: settings, sync_to_thread=False),
-            "rate_limit": Provide(lambda: rate_limit, sync_to_thread=False),
-        },
-        exception_handlers={ServiceError: service_error, HTTPException: _http_error},
-        middleware=[DefineMiddleware(request_middleware, metrics=metrics)],
-        cors_config=cors,
-        lifespan=[bus_lifespan],
-        request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="GenAI services gateway", version="0.1.0", path="/schema"),
+    return service_error
+
+
+def _cors(settings: GatewaySettings) -> CORSConfig | None:
+    if not settings.cors_origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
+        expose_headers=[REQUEST_ID_HEADER, "Retry-After"],
     )
 
 

@@ -10,12 +10,12 @@ import asyncio
 from typing import TypeVar
 
 from faststream.nats import NatsBroker
-from nats.errors import Error as NatsError
 
 from proto.chat import ChatRequest, Source
-from proto.common import ErrorReply, Message, MessageDecodeError, decode
+from proto.common import Message
 from proto.context import RetrieveReply, RetrieveRequest, ScrapeReply, ScrapeRequest
 from proto.subjects import RETRIEVE, SCRAPE
+from runtime.bus import BusError, request
 from runtime.logging import get_logger
 from services.gateway.prompt import PromptSource
 
@@ -65,7 +65,16 @@ async def gather_context(
         query=request.prompt, collection=request.collection, k=retrieve_k, timeout_ms=timeout_ms
     )
     pages, passages = await asyncio.gather(
-        _ask(broker, SCRAPE, scrape, ScrapeReply, correlation_id, timeout_s, enabled=request.use_web),
+        _ask(
+            broker,
+            SCRAPE,
+            scrape,
+            ScrapeReply,
+            correlation_id,
+            timeout_s,
+            service="scraper",
+            enabled=request.use_web,
+        ),
         _ask(
             broker,
             RETRIEVE,
@@ -73,13 +82,12 @@ async def gather_context(
             RetrieveReply,
             correlation_id,
             timeout_s,
+            service="rag",
             enabled=request.use_documents,
         ),
     )
     context = ChatContext()
-    for name, reply in (("scraper", pages), ("rag", passages)):
-        if isinstance(reply, str):
-            context.errors.append(f"{name}: {reply}")
+    context.errors.extend(reply for reply in (pages, passages) if isinstance(reply, str))
     if isinstance(pages, ScrapeReply):
         for page in pages.pages:
             n = len(context.sources) + 1
@@ -115,23 +123,24 @@ async def _ask(
     correlation_id: str,
     timeout_s: float,
     *,
+    service: str,
     enabled: bool,
 ) -> R | str | None:
-    """The enricher's reply, or a short reason why there is none (never raises)."""
+    """The enricher's reply, or why there is none, starting with its name (never raises)."""
     if not enabled:
         return None
     try:
-        response = await broker.request(message, subject, correlation_id=correlation_id, timeout=timeout_s)
-        reply: R | ErrorReply = decode(response.body, reply_type | ErrorReply)
-    except TimeoutError:
-        return "no answer within the deadline"
-    except NatsError as exc:
-        return f"unavailable ({type(exc).__name__})"
-    except MessageDecodeError as exc:
+        return await request(
+            broker,
+            subject,
+            message,
+            reply_type,
+            service=service,
+            timeout_s=timeout_s,
+            correlation_id=correlation_id,
+        )
+    except BusError as exc:
         return exc.detail
-    if isinstance(reply, ErrorReply):
-        return f"{reply.code}: {reply.detail}"
-    return reply
 
 
 def _clip(text: str, limit: int) -> str:

@@ -18,7 +18,6 @@ retry or an upload after a delete.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import time
 
@@ -31,7 +30,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
-from proto.common import ErrorCode, ErrorReply, MessageDecodeError, decode, encode
+from proto.common import MessageDecodeError, decode, encode
 from proto.context import RetrieveReply, RetrieveRequest
 from proto.documents import (
     OPEN_SCOPE,
@@ -45,11 +44,12 @@ from proto.documents import (
 )
 from proto.streams import INGEST_STREAM_CONFIG
 from proto.subjects import DOCUMENT_DELETE, DOCUMENTS_BUCKET, DOCUMENTS_OBJECTS, INGEST, RETRIEVE
+from runtime.bus import request as bus_request
 from runtime.jetstream import current_values, ensure_stream, open_key_value, open_object_store
 from runtime.logging import get_logger
-from services.gateway.errors import DocumentNotFound, GatewayError, UpstreamUnavailable
+from services.gateway.errors import DocumentNotFound, UpstreamUnavailable
 
-__all__ = ["DocumentService", "Upload"]
+__all__ = ["DocumentService", "Upload", "read_entry", "submit_upload"]
 
 _log = get_logger(__name__)
 
@@ -69,6 +69,112 @@ class Upload:
         self.scope = scope  # the uploader's tenant, the first token of the document's id
 
 
+async def submit_upload(
+    js: JetStreamContext, states: KeyValue, objects: ObjectStore, upload: Upload, *, timeout_s: float
+) -> tuple[DocumentStatus, bool]:
+    """Store an upload and queue its ingestion; its state, and whether this call queued it.
+
+    The one submission of a document (the gateway's routes, the tests and the
+    benchmarks call it): a file queued, being ingested or ready in its
+    collection is not queued again; a failed one is.
+    """
+    sha256 = await asyncio.to_thread(lambda: hashlib.sha256(upload.data).hexdigest())
+    document_id = document_id_for(upload.collection, sha256, upload.scope)
+    existing, revision = await read_entry(states, document_id, timeout_s=timeout_s)
+    if existing is not None and existing.state is not DocumentState.FAILED:
+        return existing, False
+    status = _queued(upload, document_id, sha256, attempts=existing.attempts if existing else 0)
+    queued: int | None = None  # the revision of the `queued` state this upload wrote
+    try:
+        async with asyncio.timeout(timeout_s):
+            await objects.put(document_id, upload.data)
+            record = encode(status)
+            if revision is None:  # no state (or a deleted one): create it, or lose to a twin
+                queued = await states.create(document_id, record)
+            else:  # a failed or unreadable state: replace exactly the one read
+                queued = await states.update(document_id, record, last=revision)
+            message_id = ingest_message_id(document_id, queued)
+            await js.publish(INGEST, encode(_ingest(status)), headers={"Nats-Msg-Id": message_id})
+    except KeyWrongLastSequenceError:  # the same file, uploaded at the same moment, queued it
+        twin, _ = await read_entry(states, document_id, timeout_s=timeout_s)
+        if twin is None:
+            raise DocumentNotFound(f"no document {document_id}") from None
+        return twin, False
+    except (NatsError, TimeoutError) as exc:
+        if queued is not None:
+            await _unqueue(states, status, queued, exc, timeout_s=timeout_s)
+        raise UpstreamUnavailable(f"could not store the upload ({type(exc).__name__})") from exc
+    _log.info("document queued", document_id=document_id, size=len(upload.data))
+    return status, True
+
+
+def _queued(upload: Upload, document_id: str, sha256: str, *, attempts: int) -> DocumentStatus:
+    now = time.time()
+    return DocumentStatus(
+        document_id=document_id,
+        collection=upload.collection,
+        file_name=upload.file_name,
+        content_type=upload.content_type,
+        size=len(upload.data),
+        sha256=sha256,
+        state=DocumentState.QUEUED,
+        attempts=attempts,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _ingest(status: DocumentStatus) -> IngestDocument:
+    return IngestDocument(
+        document_id=status.document_id,
+        collection=status.collection,
+        file_name=status.file_name,
+        content_type=status.content_type,
+        object_name=status.document_id,
+        sha256=status.sha256,
+        size=status.size,
+    )
+
+
+async def _unqueue(
+    states: KeyValue, status: DocumentStatus, revision: int, exc: BaseException, *, timeout_s: float
+) -> None:
+    """Mark `failed` a state whose message was not published, so the next upload retries it.
+
+    Left `queued`, it would stay so forever: no message, and a new upload of a
+    queued document is not queued again. Only the state this upload wrote is
+    replaced (a publish whose acknowledgement was lost may be ingested already).
+    """
+    reason = f"the upload could not be queued for ingestion ({type(exc).__name__}); upload it again"
+    failed = msgspec.structs.replace(
+        status, state=DocumentState.FAILED, reason=reason, updated_at=time.time()
+    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            await states.update(status.document_id, encode(failed), last=revision)
+    except (NatsError, TimeoutError) as error:
+        # The state stays `queued` with no message: the next upload of the file finds it so.
+        _log.error(
+            "could not mark an unqueued upload failed",
+            document_id=status.document_id,
+            error=repr(error),
+        )
+
+
+async def read_entry(
+    states: KeyValue, document_id: str, *, timeout_s: float
+) -> tuple[DocumentStatus | None, int | None]:
+    """The document's state (None if none or unreadable) and its revision (None if no entry)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            entry = await states.get(document_id)
+    except KeyNotFoundError:  # also a deleted one
+        return None, None
+    except (NatsError, TimeoutError) as exc:
+        raise UpstreamUnavailable(f"could not read document state ({type(exc).__name__})") from exc
+    return _decoded(entry.value, document_id), entry.revision
+
+
 class DocumentService:
     """The gateway's side of documents; one per process, its buckets opened on first use."""
 
@@ -80,75 +186,13 @@ class DocumentService:
 
     async def store(self, upload: Upload) -> tuple[DocumentStatus, bool]:
         """Store and queue an upload; returns its state and whether it was queued now."""
-        sha256 = await asyncio.to_thread(lambda: hashlib.sha256(upload.data).hexdigest())
-        document_id = document_id_for(upload.collection, sha256, upload.scope)
         js, states, objects = await self._buckets()
-        existing, revision = await self._read_entry(states, document_id)
-        if existing is not None and existing.state is not DocumentState.FAILED:
-            return existing, False
-        now = time.time()
-        status = DocumentStatus(
-            document_id=document_id,
-            collection=upload.collection,
-            file_name=upload.file_name,
-            content_type=upload.content_type,
-            size=len(upload.data),
-            sha256=sha256,
-            state=DocumentState.QUEUED,
-            attempts=existing.attempts if existing is not None else 0,
-            created_at=now,
-            updated_at=now,
-        )
-        ingest = IngestDocument(
-            document_id=document_id,
-            collection=upload.collection,
-            file_name=upload.file_name,
-            content_type=upload.content_type,
-            object_name=document_id,
-            sha256=sha256,
-            size=len(upload.data),
-        )
-        queued: int | None = None  # the revision of the `queued` state this upload wrote
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                await objects.put(document_id, upload.data)
-                record = encode(status)
-                if revision is None:  # no state (or a deleted one): create it, or lose to a twin
-                    queued = await states.create(document_id, record)
-                else:  # a failed or unreadable state: replace exactly the one read
-                    queued = await states.update(document_id, record, last=revision)
-                message_id = ingest_message_id(document_id, queued)
-                await js.publish(INGEST, encode(ingest), headers={"Nats-Msg-Id": message_id})
-        except KeyWrongLastSequenceError:  # the same file, uploaded at the same moment, queued it
-            return await self.status(document_id), False
-        except (NatsError, TimeoutError) as exc:
-            if queued is not None:
-                await self._unqueue(states, status, queued, exc)
-            raise UpstreamUnavailable(f"could not store the upload ({type(exc).__name__})") from exc
-        _log.info("document queued", document_id=document_id, size=len(upload.data))
-        return status, True
-
-    async def _unqueue(
-        self, states: KeyValue, status: DocumentStatus, revision: int, exc: BaseException
-    ) -> None:
-        """Mark `failed` a state whose message was not published, so the next upload retries it.
-
-        Left `queued`, it would stay so forever: no message, and a new upload of a
-        queued document is not queued again. Only the state this upload wrote is
-        replaced (a publish whose acknowledgement was lost may be ingested already).
-        """
-        reason = f"the upload could not be queued for ingestion ({type(exc).__name__}); upload it again"
-        failed = msgspec.structs.replace(
-            status, state=DocumentState.FAILED, reason=reason, updated_at=time.time()
-        )
-        with contextlib.suppress(NatsError, TimeoutError):
-            async with asyncio.timeout(self._timeout_s):
-                await states.update(status.document_id, encode(failed), last=revision)
+        return await submit_upload(js, states, objects, upload, timeout_s=self._timeout_s)
 
     async def status(self, document_id: str) -> DocumentStatus:
         """A document's state, or `DocumentNotFound`."""
         _, states, _ = await self._buckets()
-        status = await self._read(states, document_id)
+        status, _ = await read_entry(states, document_id, timeout_s=self._timeout_s)
         if status is None:
             raise DocumentNotFound(f"no document {document_id}")
         return status
@@ -174,51 +218,15 @@ class DocumentService:
     async def delete(self, status: DocumentStatus) -> DocumentDeleted:
         """Ask rag to remove a document's chunks, object and state."""
         request = DeleteDocument(document_id=status.document_id, collection=status.collection)
-        reply = await self._request(request, DOCUMENT_DELETE, DocumentDeleted, self._timeout_s)
-        assert isinstance(reply, DocumentDeleted)
-        return reply
+        return await bus_request(
+            self._broker, DOCUMENT_DELETE, request, DocumentDeleted, service="rag", timeout_s=self._timeout_s
+        )
 
     async def search(self, request: RetrieveRequest, timeout_s: float) -> RetrieveReply:
         """Ranked passages of a collection's documents (and why the ranking is degraded, if it is)."""
-        reply = await self._request(request, RETRIEVE, RetrieveReply, timeout_s)
-        assert isinstance(reply, RetrieveReply)
-        return reply
-
-    async def _request(
-        self,
-        message: DeleteDocument | RetrieveRequest,
-        subject: str,
-        reply_type: type[DocumentDeleted] | type[RetrieveReply],
-        timeout_s: float,
-    ) -> DocumentDeleted | RetrieveReply:
-        try:
-            response = await self._broker.request(message, subject, timeout=timeout_s)
-            reply: DocumentDeleted | RetrieveReply | ErrorReply = decode(
-                response.body, reply_type | ErrorReply
-            )
-        except (NatsError, TimeoutError) as exc:
-            raise UpstreamUnavailable(f"rag did not answer ({type(exc).__name__})") from exc
-        except MessageDecodeError as exc:
-            raise UpstreamUnavailable(f"rag answered nonsense: {exc.detail}") from exc
-        if isinstance(reply, ErrorReply):
-            raise _error_from(reply)
-        return reply
-
-    async def _read(self, states: KeyValue, document_id: str) -> DocumentStatus | None:
-        return (await self._read_entry(states, document_id))[0]
-
-    async def _read_entry(
-        self, states: KeyValue, document_id: str
-    ) -> tuple[DocumentStatus | None, int | None]:
-        """The document's state (None if none or unreadable) and its revision (None if no entry)."""
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                entry = await states.get(document_id)
-        except KeyNotFoundError:  # also a deleted one
-            return None, None
-        except (NatsError, TimeoutError) as exc:
-            raise UpstreamUnavailable(f"could not read document state ({type(exc).__name__})") from exc
-        return _decoded(entry.value, document_id), entry.revision
+        return await bus_request(
+            self._broker, RETRIEVE, request, RetrieveReply, service="rag", timeout_s=timeout_s
+        )
 
     async def _buckets(self) -> tuple[JetStreamContext, KeyValue, ObjectStore]:
         if self._opened is None:
@@ -249,16 +257,3 @@ def _decoded(value: bytes | None, document_id: str) -> DocumentStatus | None:
     except MessageDecodeError:
         _log.warning("unreadable document state", document_id=document_id)
         return None
-
-
-def _error_from(reply: ErrorReply) -> GatewayError:
-    detail = f"rag: {reply.detail}"
-    if reply.code == ErrorCode.NOT_FOUND:
-        return DocumentNotFound(detail)
-    if reply.code in (ErrorCode.UNAVAILABLE, ErrorCode.TIMEOUT):
-        return UpstreamUnavailable(detail)
-    if reply.code == ErrorCode.BAD_REQUEST:
-        error = GatewayError(detail, code=reply.code)
-        error.status_code = 400
-        return error
-    return GatewayError(detail, code=reply.code)

@@ -17,10 +17,11 @@ import asyncio
 from collections.abc import AsyncGenerator
 
 from faststream.nats import NatsBroker
+from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 
-from proto.common import ErrorCode, ErrorReply, MessageDecodeError, decode
+from proto.common import ErrorReply, decode
 from proto.inference import (
     CancelGenerate,
     GenerateAccepted,
@@ -30,6 +31,8 @@ from proto.inference import (
     TokenChunk,
 )
 from proto.subjects import GENERATE, GENERATE_CANCEL, stream_subject
+from runtime.bus import BusError
+from runtime.bus import request as bus_request
 from runtime.logging import get_logger
 from services.gateway.errors import ChatTimeout, GatewayError, UpstreamUnavailable
 
@@ -51,9 +54,8 @@ async def stream_generation(
     idle_timeout_s: float,
     sampling: Sampling | None = None,
 ) -> AsyncGenerator[TokenChunk | GenerateResult, None]:
-    """Yield the chunks of one generation, then its result; raise a GatewayError on failure."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
+    """Yield the chunks of one generation, then its result; raise a `ServiceError` on failure."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
     subject = stream_subject(request_id)
     subscription = await broker.connection.subscribe(subject)
     finished = False
@@ -70,74 +72,80 @@ async def stream_generation(
         expected_seq = 0
         quiet_until = deadline  # until the first chunk, only the chat's deadline bounds the wait
         while True:
-            now = loop.time()
-            if now >= deadline:
-                raise ChatTimeout(f"no answer within {timeout_s:.0f} s")
-            if now >= quiet_until:
-                raise UpstreamUnavailable(f"inference stopped streaming: no chunk for {idle_timeout_s:.0f} s")
-            try:
-                wait_s = min(deadline, quiet_until, now + _CONNECTION_CHECK_S) - now
-                message = await subscription.next_msg(timeout=wait_s)
-            except NatsTimeoutError:
-                # Nothing buffered (what arrived before a disconnect is read first): is the bus there?
-                if not broker.connection.is_connected:
-                    raise UpstreamUnavailable("the bus connection was lost mid-answer") from None
-                continue  # check the deadlines and the connection again
-            except NatsError as exc:  # the connection closed for good
-                raise UpstreamUnavailable(f"the bus connection closed ({type(exc).__name__})") from exc
-            quiet_until = loop.time() + idle_timeout_s
+            data = await _next_chunk(broker, subscription, deadline, quiet_until, timeout_s, idle_timeout_s)
+            quiet_until = asyncio.get_running_loop().time() + idle_timeout_s
             event: TokenChunk | GenerateResult | ErrorReply = decode(
-                message.data, TokenChunk | GenerateResult | ErrorReply
+                data, TokenChunk | GenerateResult | ErrorReply
             )
             if isinstance(event, ErrorReply):
                 finished = True
                 raise _error_from(event)
-            if isinstance(event, TokenChunk):
-                if event.seq != expected_seq:
-                    raise GatewayError(f"stream out of order: chunk {event.seq}, expected {expected_seq}")
-                expected_seq += 1
+            if isinstance(event, GenerateResult):
+                finished = True
                 yield event
-                continue
-            finished = True
+                return
+            if event.seq != expected_seq:
+                raise GatewayError(f"stream out of order: chunk {event.seq}, expected {expected_seq}")
+            expected_seq += 1
             yield event
-            return
     finally:
         await _stop_listening(broker, subscription, request_id, finished)
 
 
+async def _next_chunk(
+    broker: NatsBroker,
+    subscription: Subscription,
+    deadline: float,
+    quiet_until: float,
+    timeout_s: float,
+    idle_timeout_s: float,
+) -> bytes:
+    """The next message of the stream; raise once a deadline passed or the bus is gone."""
+    loop = asyncio.get_running_loop()
+    while True:
+        now = loop.time()
+        if now >= deadline:
+            raise ChatTimeout(f"no answer within {timeout_s:.0f} s")
+        if now >= quiet_until:
+            raise UpstreamUnavailable(f"inference stopped streaming: no chunk for {idle_timeout_s:.0f} s")
+        try:
+            wait_s = min(deadline, quiet_until, now + _CONNECTION_CHECK_S) - now
+            message = await subscription.next_msg(timeout=wait_s)
+        except NatsTimeoutError:
+            # Nothing buffered (what arrived before a disconnect is read first): is the bus there?
+            if not broker.connection.is_connected:
+                raise UpstreamUnavailable("the bus connection was lost mid-answer") from None
+            continue  # check the deadlines and the connection again
+        except NatsError as exc:  # the connection closed for good
+            raise UpstreamUnavailable(f"the bus connection closed ({type(exc).__name__})") from exc
+        return bytes(message.data)
+
+
 async def _start(broker: NatsBroker, request: GenerateRequest, accept_timeout_s: float) -> None:
-    """Ask for the generation; raise unless a replica accepted it."""
-    try:
-        response = await broker.request(
-            request, GENERATE, correlation_id=request.request_id, timeout=accept_timeout_s
-        )
-        accepted: GenerateAccepted | ErrorReply = decode(response.body, GenerateAccepted | ErrorReply)
-    except (NatsError, TimeoutError) as exc:
-        raise UpstreamUnavailable(f"inference did not answer ({type(exc).__name__})") from exc
-    except MessageDecodeError as exc:
-        raise UpstreamUnavailable(f"inference answered nonsense: {exc.detail}") from exc
-    if isinstance(accepted, ErrorReply):
-        raise _error_from(accepted)
+    """Ask for the generation; `BusError` unless a replica accepted it."""
+    await bus_request(
+        broker,
+        GENERATE,
+        request,
+        GenerateAccepted,
+        service="inference",
+        timeout_s=accept_timeout_s,
+        correlation_id=request.request_id,
+    )
 
 
-def _error_from(reply: ErrorReply) -> GatewayError:
-    detail = f"inference: {reply.detail}"
-    if reply.code == ErrorCode.UNAVAILABLE:
-        return UpstreamUnavailable(detail)
-    if reply.code == ErrorCode.TIMEOUT:
-        return ChatTimeout(detail)
-    if reply.code in (ErrorCode.BAD_REQUEST, ErrorCode.TOO_LARGE):
-        error = GatewayError(detail, code=reply.code)
-        error.status_code = 413 if reply.code == ErrorCode.TOO_LARGE else 400
-        return error
-    return GatewayError(detail, code=reply.code)
+def _error_from(reply: ErrorReply) -> BusError:
+    """Inference's error, sent on the stream instead of the next chunk."""
+    return BusError(f"inference: {reply.detail}", code=reply.code, service="inference")
 
 
-async def _stop_listening(broker: NatsBroker, subscription: object, request_id: str, finished: bool) -> None:
+async def _stop_listening(
+    broker: NatsBroker, subscription: Subscription, request_id: str, finished: bool
+) -> None:
     # Shielded: this also runs when the client's task is being cancelled.
     async def stop() -> None:
         try:
-            await subscription.unsubscribe()  # type: ignore[attr-defined]
+            await subscription.unsubscribe()
             if not finished:
                 await broker.publish(CancelGenerate(request_id=request_id), GENERATE_CANCEL)
                 _log.info("generation cancelled", request_id=request_id)

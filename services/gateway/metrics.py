@@ -6,10 +6,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from proto.chat import ChatAnswer
+from runtime.bus import BusError
+from runtime.errors import ServiceError
+from services.gateway.errors import http_status
 
 __all__ = ["CONTENT_TYPE", "GatewayMetrics"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+_UPSTREAMS = ("inference", "rag", "scraper")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -61,6 +65,16 @@ class GatewayMetrics:
             service = error.split(":", 1)[0]
             if service in ("scraper", "rag"):
                 self.upstream_errors.labels(service=service).inc()
+
+    def count_failure(self, exc: ServiceError) -> None:
+        """Count a request or stream failed by a server-side error against the service behind it."""
+        if http_status(exc.code) < 500:
+            return
+        if isinstance(exc, BusError):
+            upstream = exc.service
+        else:  # the gateway's own: its detail starts with the service it waited for, if any
+            upstream = next((name for name in _UPSTREAMS if exc.detail.startswith(name)), "nats")
+        self.upstream_errors.labels(service=upstream).inc()
 
     def render(self) -> bytes:
         """The exposition text."""

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 
 import msgspec
 from faststream.nats import NatsBroker
-from nats.errors import Error as NatsError
 
-from proto.common import ErrorCode, ErrorReply, MessageDecodeError, decode
+from proto.common import ErrorCode
 from proto.inference import EmbedReply, EmbedRequest
 from proto.subjects import EMBED
+from runtime.bus import BusError
+from runtime.bus import request as bus_request
 from runtime.errors import ServiceError
 
 __all__ = ["BusEmbedder", "EmbeddingUnavailable", "Embeddings"]
@@ -63,14 +64,11 @@ class BusEmbedder:
         async with self._slots:
             request = EmbedRequest(texts=texts, timeout_ms=int(timeout_s * 1000), priority=self._priority)
             try:
-                response = await self._broker.request(request, EMBED, timeout=timeout_s)
-                reply: EmbedReply | ErrorReply = decode(response.body, EmbedReply | ErrorReply)
-            except (NatsError, TimeoutError) as exc:
-                raise EmbeddingUnavailable(f"inference did not embed ({type(exc).__name__})") from exc
-            except MessageDecodeError as exc:
+                reply = await bus_request(
+                    self._broker, EMBED, request, EmbedReply, service="inference", timeout_s=timeout_s
+                )
+            except BusError as exc:
                 raise EmbeddingUnavailable(exc.detail) from exc
-        if isinstance(reply, ErrorReply):
-            raise EmbeddingUnavailable(f"inference: {reply.detail}")
         if len(reply.vectors) != len(texts):
             raise EmbeddingUnavailable("inference returned the wrong number of vectors")
         return reply

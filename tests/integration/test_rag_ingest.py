@@ -34,12 +34,13 @@ from proto.subjects import (
     INGEST_DEAD_LETTER,
     RETRIEVE,
 )
+from services.gateway.documents import Upload, submit_upload
 from services.rag.documents import DocumentStates, open_document_buckets, wait_for_state
 from services.rag.ingest import FAILURE_REASON_HEADER
 from services.rag.store import StoredChunk
 from services.rag.store.lance import LanceStore
-from services.rag.upload import submit_document
 
+SUBMIT_TIMEOUT_S = 10.0  # one upload's object, state and ingest message
 pytestmark = pytest.mark.integration
 
 SETTLE_TIMEOUT_S = 60.0
@@ -70,7 +71,9 @@ class Bus:
 
     async def submit(self, data: bytes, file_name: str, content_type: str, collection: str) -> DocumentStatus:
         js = self.client.jetstream()
-        return await submit_document(js, self.kv, self.objects, data, file_name, content_type, collection)
+        upload = Upload(data=data, file_name=file_name, content_type=content_type, collection=collection)
+        status, _ = await submit_upload(js, self.kv, self.objects, upload, timeout_s=SUBMIT_TIMEOUT_S)
+        return status
 
     async def settled(self, document_id: str) -> DocumentStatus:
         return await wait_for_state(self.kv, document_id, timeout_s=SETTLE_TIMEOUT_S)

@@ -18,12 +18,13 @@ import pytest
 from deploy.cluster import NatsServer, ServiceProcess, free_port, service_env
 from deploy.triton.local import LocalTriton
 from proto.documents import DocumentState, DocumentStatus
+from services.gateway.documents import Upload, submit_upload
 from services.rag.chunking import chunk_document
 from services.rag.documents import open_document_buckets, wait_for_state
 from services.rag.parsing import ParseLimits, parse_document
 from services.rag.store.lance import LanceStore
-from services.rag.upload import submit_document
 
+SUBMIT_TIMEOUT_S = 10.0  # one upload's object, state and ingest message
 pytestmark = pytest.mark.integration
 
 COLLECTION = "restart"
@@ -76,7 +77,10 @@ async def test_killed_mid_ingest_every_document_ready_once(
         uploads = {}
         for number in range(DOCUMENTS):
             data = _document(number)
-            status = await submit_document(js, kv, objects, data, f"r{number}.txt", "text/plain", COLLECTION)
+            upload = Upload(
+                data=data, file_name=f"r{number}.txt", content_type="text/plain", collection=COLLECTION
+            )
+            status, _ = await submit_upload(js, kv, objects, upload, timeout_s=SUBMIT_TIMEOUT_S)
             uploads[status.document_id] = data
 
         # The first document is being ingested (the parse worker is still warming up): kill rag now.

@@ -8,12 +8,11 @@ down) is an ordinary HTTP error response instead.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Request, Response, post
+from litestar import Request, Response, Router, post
 from litestar.background_tasks import BackgroundTask
 from litestar.openapi import ResponseSpec
 from litestar.response import ServerSentEvent, ServerSentEventMessage
@@ -21,15 +20,16 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from proto.chat import ChatAnswer, ChatRequest, ChatTurn
 from proto.inference import Sampling, TokenChunk
 from runtime.errors import ServiceError
+from services.gateway.api.streaming import ChatEvents, relay
 from services.gateway.chat import ChatService
+from services.gateway.errors import error_body
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.middleware import chat_id_for
 from services.gateway.protection import tenant_of
+from services.gateway.settings import GatewaySettings
 from services.gateway.tenancy import COLLECTION_PATTERN, Tenant
 
-__all__ = ["ChatBody", "ChatEvents", "chat", "open_chat"]
-
-ChatEvents = AsyncIterator[TokenChunk | ChatAnswer]
+__all__ = ["ChatBody", "chat", "open_chat", "router"]
 
 _MAX_TURNS = 200  # earlier messages one request may carry (the body's size is bounded too)
 
@@ -92,8 +92,13 @@ async def _prepend(first: TokenChunk | ChatAnswer, events: ChatEvents) -> ChatEv
             yield event
 
 
+def router(settings: GatewaySettings) -> Router:
+    """The `/chat` route."""
+    return Router("/chat", route_handlers=[chat], request_max_body_size=settings.max_body_bytes)
+
+
 @post(
-    "/chat",
+    "/",
     status_code=200,
     summary="Ask a question",
     description="JSON answer, or Server-Sent Events (chunk..., answer | error) when `stream` is true.",
@@ -114,29 +119,21 @@ async def chat(
         metrics.count_answer(answer, tenant.scope)
         return Response(answer)
     events = await open_chat(chat_service, chat_request, chat_id)
-    stream = _sse(events, metrics, tenant.scope)
+    stream = relay(events, _ChatEventStream(), metrics, tenant.scope)
     # Runs after the response ends, also when the client went away mid-stream:
     # closing the generator closes the chat, which cancels the generation.
     return ServerSentEvent(stream, background=BackgroundTask(stream.aclose))
 
 
-async def _sse(
-    events: ChatEvents, metrics: GatewayMetrics, scope: str
-) -> AsyncGenerator[ServerSentEventMessage, None]:
-    metrics.streams.inc()
-    try:
-        async with aclosing(events):  # type: ignore[type-var]
-            try:
-                async for event in events:
-                    if isinstance(event, TokenChunk):
-                        body = msgspec.json.encode({"seq": event.seq, "text": event.text})
-                        yield ServerSentEventMessage(data=body.decode(), event="chunk")
-                    else:
-                        metrics.count_answer(event, scope)
-                        yield ServerSentEventMessage(data=msgspec.json.encode(event).decode(), event="answer")
-            except ServiceError as exc:
-                metrics.upstream_errors.labels(service="inference").inc()
-                error = msgspec.json.encode({"code": exc.code, "detail": exc.detail}).decode()
-                yield ServerSentEventMessage(data=error, event="error")
-    finally:
-        metrics.streams.dec()
+class _ChatEventStream:
+    """`POST /v1/chat`'s Server-Sent Events: `chunk`..., then `answer` or `error`."""
+
+    def chunk(self, chunk: TokenChunk) -> ServerSentEventMessage:
+        body = msgspec.json.encode({"seq": chunk.seq, "text": chunk.text})
+        return ServerSentEventMessage(data=body.decode(), event="chunk")
+
+    def answer(self, answer: ChatAnswer) -> list[ServerSentEventMessage]:
+        return [ServerSentEventMessage(data=msgspec.json.encode(answer).decode(), event="answer")]
+
+    def error(self, exc: ServiceError) -> ServerSentEventMessage:
+        return ServerSentEventMessage(data=msgspec.json.encode(error_body(exc)).decode(), event="error")

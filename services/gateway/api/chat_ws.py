@@ -20,21 +20,23 @@ from contextlib import aclosing
 from typing import Any
 
 import msgspec
-from litestar import WebSocket, websocket
+from litestar import Router, WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from proto.chat import ChatAnswer, ChatRequest
 from proto.common import ErrorCode
+from proto.inference import TokenChunk
 from runtime.errors import ServiceError
 from services.gateway.api.chat import ChatBody
+from services.gateway.api.streaming import relay
 from services.gateway.chat import ChatService
-from services.gateway.errors import GatewayError, RateLimited
+from services.gateway.errors import GatewayError, RateLimited, error_body
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.middleware import chat_id_for
 from services.gateway.protection import RateLimitGuard, tenant_of
 from services.gateway.settings import GatewaySettings
 
-__all__ = ["chat_ws"]
+__all__ = ["chat_ws", "router"]
 
 
 class _Cancelled(Exception):
@@ -49,7 +51,12 @@ class _NextMessage(Exception):
         self.message = message
 
 
-@websocket("/chat/ws")
+def router(settings: GatewaySettings) -> Router:
+    """The `/chat/ws` route (each message it reads is bounded by `ws_max_message_bytes` instead)."""
+    return Router("/chat/ws", route_handlers=[chat_ws], request_max_body_size=settings.max_body_bytes)
+
+
+@websocket("/")
 async def chat_ws(
     socket: WebSocket,  # type: ignore[type-arg]
     chat_service: ChatService,
@@ -107,35 +114,55 @@ async def _answer(
 ) -> dict[str, Any] | None:
     """Stream one answer while listening for a cancel; return a message that came after it."""
     answered = asyncio.Event()
-    relay = asyncio.create_task(_relay(socket, chat_service, metrics, request, chat_id, answered))
+    relay_task = asyncio.create_task(_relay(socket, chat_service, metrics, request, chat_id, answered))
     listener: asyncio.Task[None] | None = None
     next_message: dict[str, Any] | None = None
-    metrics.streams.inc()
     try:
         while True:
             listener = asyncio.create_task(_wait_for_cancel(socket, settings))
-            done, _ = await asyncio.wait({relay, listener}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({relay_task, listener}, return_when=asyncio.FIRST_COMPLETED)
             heard = listener.exception() if listener in done else None
             if not isinstance(heard, _NextMessage):
                 break
             if answered.is_set():  # the answer is out: this is the next chat, not a clash
                 next_message = heard.message
-                await asyncio.gather(relay, return_exceptions=True)
+                await asyncio.gather(relay_task, return_exceptions=True)
                 break
-            await _send_error(socket, "busy", "one chat at a time: wait for the answer or send a cancel")
+            await _send_error(
+                socket, ErrorCode.BUSY, "one chat at a time: wait for the answer or send a cancel"
+            )
     finally:
-        metrics.streams.dec()
-        for task in (relay, listener):
+        for task in (relay_task, listener):
             if task is not None:
                 task.cancel()  # cancelling the relay closes the chat's stream: the generation is cancelled
-        await asyncio.gather(relay, *([listener] if listener else []), return_exceptions=True)
-    finished = relay if relay.done() and not relay.cancelled() and next_message is None else listener
+        await asyncio.gather(relay_task, *([listener] if listener else []), return_exceptions=True)
+    finished = (
+        relay_task if relay_task.done() and not relay_task.cancelled() and next_message is None else listener
+    )
     error = finished.exception() if finished is not None and not finished.cancelled() else None
     if isinstance(error, _Cancelled):
         await socket.send_json({"type": "cancelled", "id": chat_id})
     elif error is not None and not isinstance(error, _NextMessage):
         raise error  # WebSocketDisconnect ends the session; anything else is a bug
     return next_message
+
+
+class _SocketFrames:
+    """The WebSocket's messages of one chat; `answered` is set before the last one is sent."""
+
+    def __init__(self, answered: asyncio.Event) -> None:
+        self._answered = answered
+
+    def chunk(self, chunk: TokenChunk) -> dict[str, Any]:
+        return {"type": "chunk", "seq": chunk.seq, "text": chunk.text}
+
+    def answer(self, answer: ChatAnswer) -> list[dict[str, Any]]:
+        self._answered.set()  # before sending: the client may reply as soon as it has it
+        return [{**msgspec.to_builtins(answer), "type": "answer"}]
+
+    def error(self, exc: ServiceError) -> dict[str, Any]:
+        self._answered.set()
+        return {"type": "error", **error_body(exc)}
 
 
 async def _relay(
@@ -146,20 +173,11 @@ async def _relay(
     chat_id: str,
     answered: asyncio.Event,
 ) -> None:
-    try:
-        async with aclosing(chat_service.stream(request, request_id=chat_id)) as events:
-            async for event in events:
-                if isinstance(event, ChatAnswer):
-                    metrics.count_answer(event, tenant_of(socket).scope)
-                    answered.set()  # before sending: the client may reply as soon as it has it
-                    await socket.send_json({**msgspec.to_builtins(event), "type": "answer"})
-                else:
-                    await socket.send_json({"type": "chunk", "seq": event.seq, "text": event.text})
-    except ServiceError as exc:
-        if exc.code in (ErrorCode.UNAVAILABLE, ErrorCode.TIMEOUT):
-            metrics.upstream_errors.labels(service="inference").inc()
-        answered.set()
-        await _send_error(socket, exc.code, exc.detail)
+    events = chat_service.stream(request, request_id=chat_id)
+    frames = relay(events, _SocketFrames(answered), metrics, tenant_of(socket).scope)
+    async with aclosing(frames):
+        async for frame in frames:
+            await socket.send_json(frame)
 
 
 async def _wait_for_cancel(socket: WebSocket, settings: GatewaySettings) -> None:  # type: ignore[type-arg]
@@ -191,6 +209,6 @@ async def _receive(socket: WebSocket, settings: GatewaySettings) -> dict[str, An
     return message
 
 
-async def _send_error(socket: WebSocket, code: str, detail: str) -> None:  # type: ignore[type-arg]
-    with contextlib.suppress(WebSocketDisconnect):
+async def _send_error(socket: WebSocket, code: ErrorCode, detail: str) -> None:  # type: ignore[type-arg]
+    with contextlib.suppress(WebSocketDisconnect):  # the client left: the session ends at its next read
         await socket.send_json({"type": "error", "code": code, "detail": detail})

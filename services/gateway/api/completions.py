@@ -19,7 +19,7 @@ from contextlib import aclosing
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response, Router, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.exceptions import HTTPException
 from litestar.response import ServerSentEvent, ServerSentEventMessage
@@ -35,15 +35,16 @@ from proto.inference import (
     TopP,
 )
 from runtime.errors import ServiceError
-from services.gateway.api.chat import ChatEvents, open_chat
+from services.gateway.api.chat import open_chat
+from services.gateway.api.streaming import ChatEvents, relay
 from services.gateway.chat import ChatService
-from services.gateway.errors import RateLimited
+from services.gateway.errors import RateLimited, http_status, openai_error_body
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.middleware import chat_id_for
 from services.gateway.protection import tenant_of
 from services.gateway.settings import GatewaySettings
 
-__all__ = ["CompletionBody", "chat_completions", "get_model", "list_models"]
+__all__ = ["CompletionBody", "chat_completions", "get_model", "list_models", "router"]
 
 _OWNER = "genai-services"
 
@@ -93,14 +94,13 @@ class CompletionBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
 def _openai_error(
     status: int, message: str, code: str, param: str | None = None, headers: dict[str, str] | None = None
 ) -> Response[Any]:
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    body = openai_error_body(code, message, status=status, param=param)
     return Response(body, status_code=status, headers=headers)
 
 
 def _service_error(_: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
     headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
-    return _openai_error(getattr(exc, "status_code", 500), exc.detail, exc.code, headers=headers)
+    return _openai_error(http_status(exc.code), exc.detail, exc.code, headers=headers)
 
 
 def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -112,7 +112,14 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     return _openai_error(exc.status_code, message, "invalid_request", param, headers=headers)
 
 
-_ERRORS = {ServiceError: _service_error, HTTPException: _http_error}
+def router(settings: GatewaySettings) -> Router:
+    """`/chat/completions` and `/models`, answering every error with OpenAI's error body."""
+    return Router(
+        "/",
+        route_handlers=[chat_completions, list_models, get_model],
+        exception_handlers={ServiceError: _service_error, HTTPException: _http_error},  # type: ignore[dict-item]
+        request_max_body_size=settings.max_body_bytes,
+    )
 
 
 def _conversation(messages: list[ChatMessage]) -> tuple[str, list[ChatTurn]]:
@@ -130,13 +137,13 @@ def _text(message: ChatMessage) -> str:
     return "\n".join(part.text for part in message.content if part.type == "text")
 
 
-@get("/models", summary="OpenAI: list models", exception_handlers=_ERRORS)  # type: ignore[arg-type]
+@get("/models", summary="OpenAI: list models")
 async def list_models(settings: GatewaySettings) -> dict[str, Any]:
     """The models `POST /v1/chat/completions` accepts."""
     return {"object": "list", "data": [_model(name) for name in settings.models]}
 
 
-@get("/models/{model:str}", summary="OpenAI: one model", exception_handlers=_ERRORS)  # type: ignore[arg-type]
+@get("/models/{model:str}", summary="OpenAI: one model")
 async def get_model(model: str, settings: GatewaySettings) -> Response[Any]:
     """One model, or 404."""
     if model not in settings.models:
@@ -152,7 +159,6 @@ def _model(name: str) -> dict[str, Any]:
     "/chat/completions",
     status_code=200,
     summary="OpenAI: chat completion",
-    exception_handlers=_ERRORS,  # type: ignore[arg-type]
 )
 async def chat_completions(
     data: CompletionBody,
@@ -244,29 +250,35 @@ class _Completion:
         return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
 
 
+class _CompletionChunks:
+    """OpenAI's streamed chunks of one completion (`data: {chunk}` lines)."""
+
+    def __init__(self, completion: _Completion) -> None:
+        self._completion = completion
+
+    def chunk(self, chunk: TokenChunk) -> ServerSentEventMessage:
+        self._completion.tokens += 1
+        return ServerSentEventMessage(data=self._completion.chunk({"content": chunk.text}))
+
+    def answer(self, answer: ChatAnswer) -> list[ServerSentEventMessage]:
+        sources = msgspec.to_builtins(answer.sources)
+        frames = [
+            ServerSentEventMessage(data=self._completion.chunk({}, answer.finish_reason, sources=sources))
+        ]
+        if self._completion.include_usage:
+            frames.append(ServerSentEventMessage(data=self._completion.usage_chunk(answer)))
+        return frames
+
+    def error(self, exc: ServiceError) -> ServerSentEventMessage:
+        body = openai_error_body(exc.code, exc.detail, status=http_status(exc.code))
+        return ServerSentEventMessage(data=msgspec.json.encode(body).decode())
+
+
 async def _stream(
     completion: _Completion, events: ChatEvents, metrics: GatewayMetrics
 ) -> AsyncGenerator[ServerSentEventMessage, None]:
-    metrics.streams.inc()
-    try:
-        yield ServerSentEventMessage(data=completion.chunk({"role": "assistant", "content": ""}))
-        async with aclosing(events):  # type: ignore[type-var]
-            try:
-                async for event in events:
-                    if isinstance(event, TokenChunk):
-                        completion.tokens += 1
-                        yield ServerSentEventMessage(data=completion.chunk({"content": event.text}))
-                        continue
-                    metrics.count_answer(event, completion.tenant)
-                    sources = msgspec.to_builtins(event.sources)
-                    last = completion.chunk({}, event.finish_reason, sources=sources)
-                    yield ServerSentEventMessage(data=last)
-                    if completion.include_usage:
-                        yield ServerSentEventMessage(data=completion.usage_chunk(event))
-            except ServiceError as exc:
-                metrics.upstream_errors.labels(service="inference").inc()
-                error = {"error": {"message": exc.detail, "type": "server_error", "code": exc.code}}
-                yield ServerSentEventMessage(data=msgspec.json.encode(error).decode())
-        yield ServerSentEventMessage(data="[DONE]")
-    finally:
-        metrics.streams.dec()
+    yield ServerSentEventMessage(data=completion.chunk({"role": "assistant", "content": ""}))
+    async with aclosing(relay(events, _CompletionChunks(completion), metrics, completion.tenant)) as frames:
+        async for frame in frames:
+            yield frame
+    yield ServerSentEventMessage(data="[DONE]")

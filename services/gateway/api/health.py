@@ -6,15 +6,14 @@ import asyncio
 
 import msgspec
 from faststream.nats import NatsBroker
-from litestar import Response, get
-from nats.errors import Error as NatsError
+from litestar import Response, Router, get
 
-from proto.common import MessageDecodeError, decode
 from proto.health import HealthReply, HealthRequest
 from proto.subjects import SERVICES, health_subject
+from runtime.bus import BusError, request
 from services.gateway.settings import GatewaySettings
 
-__all__ = ["Readiness", "healthz", "readyz"]
+__all__ = ["Readiness", "healthz", "readyz", "router"]
 
 
 class Readiness(msgspec.Struct, kw_only=True):
@@ -23,6 +22,11 @@ class Readiness(msgspec.Struct, kw_only=True):
     ready: bool
     checks: dict[str, bool]
     missing: list[str]
+
+
+def router(settings: GatewaySettings) -> Router:
+    """`/healthz` and `/readyz`, open to all (no API key, no rate limit)."""
+    return Router("/", route_handlers=[healthz, readyz], request_max_body_size=settings.max_body_bytes)
 
 
 @get("/healthz", summary="Liveness")
@@ -58,8 +62,15 @@ def _connected(broker: NatsBroker) -> bool:
 
 
 async def _probe(broker: NatsBroker, service: str, timeout_s: float) -> HealthReply | None:
+    """The service's readiness, or None when it does not answer (`/readyz` names it missing)."""
     try:
-        response = await broker.request(HealthRequest(), health_subject(service), timeout=timeout_s)
-        return decode(response.body, HealthReply)
-    except (NatsError, TimeoutError, MessageDecodeError):
+        return await request(
+            broker,
+            health_subject(service),
+            HealthRequest(),
+            HealthReply,
+            service=service,
+            timeout_s=timeout_s,
+        )
+    except BusError:
         return None

@@ -15,15 +15,14 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, WebSocket, delete, get, post, websocket
-from litestar.di import Provide
 from litestar.response import Stream
 
 from proto.jobs import ItemFailure, JobKind, JobOptions, JobState, JobStatus, JobSubmitted
 from services.gateway.errors import JobNotFound
-from services.gateway.jobs import JobDoor
+from services.gateway.jobs import JobApiSettings, JobDoor
 from services.gateway.protection import tenant_of
 
-__all__ = ["JobBody", "JobView", "jobs_router"]
+__all__ = ["JobBody", "JobView", "router"]
 
 _WS_NO_SUCH_JOB = 4404  # WebSocket close code: the job does not exist
 
@@ -49,6 +48,15 @@ class JobView(msgspec.Struct, kw_only=True):
     reason: str
     created_at: float
     updated_at: float
+
+
+def router(settings: JobApiSettings) -> Router:
+    """The `/jobs` routes; a submission's body may be as large as `max_body_bytes` allows."""
+    return Router(
+        "/jobs",
+        route_handlers=[submit_job, job_status, cancel_job, job_results, job_item, job_events],
+        request_max_body_size=settings.max_body_bytes,
+    )
 
 
 def _view(status: JobStatus) -> JobView:
@@ -125,13 +133,3 @@ async def job_events(socket: WebSocket[Any, Any, Any], job_id: str, job_door: Jo
         await socket.close(code=_WS_NO_SUCH_JOB, reason=exc.detail[:120])
         return
     await socket.close()
-
-
-def jobs_router(door: JobDoor) -> Router:
-    """The `/jobs` routes, served by `door` (mount under the guarded `/v1` router)."""
-    return Router(
-        "/jobs",
-        route_handlers=[submit_job, job_status, cancel_job, job_results, job_item, job_events],
-        dependencies={"job_door": Provide(lambda: door, sync_to_thread=False)},
-        request_max_body_size=door.settings.max_body_bytes,
-    )

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from litestar import Response, get
+from litestar import Response, Router, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from services.gateway.metrics import CONTENT_TYPE, GatewayMetrics
+from services.gateway.settings import GatewaySettings
 
-__all__ = ["STATIC_DIR", "metrics", "web_routes"]
+__all__ = ["STATIC_DIR", "metrics", "router"]
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -33,8 +34,8 @@ def metrics(metrics: GatewayMetrics) -> Response[bytes]:
     return Response(metrics.render(), media_type=CONTENT_TYPE)
 
 
-def web_routes() -> list[ControllerRouterHandler]:
-    """`/` (the page) and `/static/*` (its script and style)."""
+def router(settings: GatewaySettings) -> Router:
+    """`/` (the page), `/static/*` (its script and style) and `/metrics`."""
     page = (STATIC_DIR / "index.html").read_bytes()
 
     @get("/", include_in_schema=False, sync_to_thread=False)
@@ -44,4 +45,4 @@ def web_routes() -> list[ControllerRouterHandler]:
     static: HTTPRouteHandler | ControllerRouterHandler = create_static_files_router(
         path="/static", directories=[STATIC_DIR], include_in_schema=False
     )
-    return [index, static]
+    return Router("/", route_handlers=[index, static, metrics], request_max_body_size=settings.max_body_bytes)

@@ -28,6 +28,7 @@ from proto.documents import DocumentState, DocumentStatus, IngestDocument
 from proto.streams import INGEST_STREAM_CONFIG
 from proto.subjects import INGEST, INGEST_DEAD_LETTER, INGEST_STREAM
 from runtime.jetstream import ensure_stream
+from services.gateway.documents import Upload, submit_upload
 from services.rag.chunking import chunk_id_for
 from services.rag.collection_models import CollectionModels
 from services.rag.documents import DocumentStates, open_document_buckets
@@ -38,8 +39,8 @@ from services.rag.parse_pool import ParsePool
 from services.rag.settings import RagSettings
 from services.rag.store import StoredChunk
 from services.rag.store.lance import LanceStore
-from services.rag.upload import submit_document
 
+SUBMIT_TIMEOUT_S = 10.0  # one upload's object, state and ingest message
 COLLECTION = "unit"
 TEXT = b"Ingestion notes.\n\nThe ferry leaves the harbour at seven and returns at noon."
 
@@ -134,7 +135,8 @@ async def _subscription(rig: Rig) -> JetStreamContext.PullSubscription:
 
 async def _submit(rig: Rig, data: bytes, file_name: str, content_type: str) -> str:
     _, objects = await open_document_buckets(rig.js)
-    status = await submit_document(rig.js, rig.kv, objects, data, file_name, content_type, COLLECTION)
+    upload = Upload(data=data, file_name=file_name, content_type=content_type, collection=COLLECTION)
+    status, _ = await submit_upload(rig.js, rig.kv, objects, upload, timeout_s=SUBMIT_TIMEOUT_S)
     return status.document_id
 
 
