@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
@@ -12,7 +13,7 @@ from proto.chat import ChatAnswer, ChatRequest
 from proto.inference import GenerateResult, TokenChunk
 from runtime.logging import bind_request, get_logger
 from services.gateway.context import gather_context
-from services.gateway.errors import PromptTooLarge
+from services.gateway.errors import ChatTimeout, PromptTooLarge
 from services.gateway.generation import stream_generation
 from services.gateway.prompt import fit_prompt, recent_history
 from services.gateway.settings import GatewaySettings
@@ -39,12 +40,14 @@ class ChatService:
                 f"prompt has {len(request.prompt)} characters, the limit is {settings.max_prompt_chars}"
             )
         chat_id = request_id or uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.chat_timeout_s  # the whole chat, enrichment included
         with bind_request(chat_id):
             context = await gather_context(
                 self._broker,
                 request,
                 correlation_id=chat_id,
-                timeout_s=settings.context_timeout_s,
+                timeout_s=min(settings.context_timeout_s, settings.chat_timeout_s),
                 retrieve_k=settings.retrieve_k,
                 max_source_chars=settings.max_source_chars,
             )
@@ -53,13 +56,18 @@ class ChatService:
             limit = settings.max_model_prompt_chars
             prompt, kept = fit_prompt(request.prompt, context.prompt_sources, history, limit)
             context.keep(kept, limit)
+            remaining_s = deadline - loop.time()
+            if remaining_s <= 0:
+                raise ChatTimeout(
+                    f"no answer within {settings.chat_timeout_s:.0f} s: reading the context took it all"
+                )
             generation = stream_generation(
                 self._broker,
                 request_id=chat_id,
                 prompt=prompt,
                 max_tokens=request.max_tokens,
-                accept_timeout_s=settings.accept_timeout_s,
-                timeout_s=settings.chat_timeout_s,
+                accept_timeout_s=min(settings.accept_timeout_s, remaining_s),
+                timeout_s=remaining_s,
                 idle_timeout_s=settings.stream_idle_timeout_s,
                 sampling=request.sampling,
             )

@@ -27,7 +27,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     max_model_prompt_chars: int = 48_000
     retrieve_k: int = 4  # passages retrieved for a chat
     max_body_bytes: int = 1_000_000  # JSON request bodies (uploads have their own limit)
-    log_level: str = "INFO"
+    log_level: str = "INFO"  # the gateway's log level: DEBUG, INFO, WARNING or ERROR
     # Documents and search.
     max_upload_bytes: int = 20_000_000  # one uploaded file; larger uploads get 413
     documents_timeout_s: float = 10.0  # storing an upload, reading states, deleting (each bus call)

@@ -110,6 +110,43 @@ async def test_an_enricher_that_never_answers_does_not_stop_the_chat(system: Sys
         await scraper.wait_healthy(system.nats.url)
 
 
+async def test_the_chat_deadline_bounds_the_enrichment_too(
+    system: System, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """GATEWAY_CHAT_TIMEOUT_S is the whole chat: an enricher that never answers cannot outlast it."""
+    port = free_port()
+    env = {
+        **system.env,
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_CHAT_TIMEOUT_S": "2",
+        "GATEWAY_CONTEXT_TIMEOUT_S": "30",  # alone, it would let the scraper hold the chat for 30 s
+    }
+    gateway = ServiceProcess("gateway", env, tmp_path_factory.mktemp("short-chats"))
+    scraper = system.services["scraper"]
+    scraper.stop()
+    black_hole = await nats.connect(system.nats.url)
+
+    async def swallow(_: object) -> None:
+        pass  # and never reply
+
+    await black_hole.subscribe("scrape", cb=swallow)
+    gateway.start()
+    try:
+        await asyncio.to_thread(wait_for_port, port, 30.0, gateway.process)
+        started = time.monotonic()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            response = await client.post("/v1/chat", json={"prompt": "see https://example.invalid/x"})
+        elapsed = time.monotonic() - started
+        assert response.status_code == 504, response.text
+        assert response.json()["code"] == "timeout"
+        assert elapsed < 10, elapsed
+    finally:
+        gateway.stop()
+        await black_hole.close()
+        scraper.start()
+        await scraper.wait_healthy(system.nats.url)
+
+
 async def test_a_missing_enricher_gives_less_context_not_a_failed_chat(system: System) -> None:
     rag = system.services["rag"]
     rag.stop()
