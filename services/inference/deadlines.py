@@ -1,9 +1,11 @@
 """One deadline per Triton request, and everything that waits within it.
 
-A request waits for one of `max_in_flight` slots (the waiting ones are the
-queue the stats report), may be retried while Triton is unreachable, and is
-sent with the time that is left; all of it comes out of the same deadline,
-a time on the event loop's clock.
+The deadline is the earlier of the caller's timeout and the service's limit
+for that kind of request (`deadline_within`). A request waits for one of
+`max_in_flight` slots (the waiting ones are the queue the stats report), may
+be retried while Triton is unreachable, and is sent with the time that is
+left; all of it comes out of the same deadline, a time on the event loop's
+clock.
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ from services.inference.errors import InferenceTimeout, TritonUnavailable
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
-__all__ = ["InFlightSlots", "raise_if_cancelled", "retry_while_unavailable", "seconds_left", "time_left"]
+__all__ = [
+    "InFlightSlots",
+    "deadline_within",
+    "raise_if_cancelled",
+    "retry_while_unavailable",
+    "seconds_left",
+    "time_left",
+]
 
 _T = TypeVar("_T")
 
@@ -47,6 +56,11 @@ class InFlightSlots:
         finally:
             self.in_flight -= 1
             self._free.release()
+
+
+def deadline_within(timeout_s: float, limit_s: float) -> float:
+    """A request's deadline: the caller's `timeout_s` from now, but never past the service's `limit_s`."""
+    return asyncio.get_running_loop().time() + min(timeout_s, limit_s)
 
 
 def seconds_left(deadline: float) -> float:

@@ -16,9 +16,13 @@ class InferenceSettings(msgspec.Struct, frozen=True, kw_only=True):
     embed_model: str = "embed"  # Triton model name of the embedding model
     image_model: str = "image"  # Triton model name of the image model
     max_in_flight: int = 64  # Triton requests in flight per process; more wait in a queue
-    generate_timeout_s: float = 120.0  # deadline of one whole generation stream
-    embed_timeout_s: float = 30.0  # deadline of one embed call (all its texts)
-    image_timeout_s: float = 60.0  # deadline of one image
+    # longest one generation stream may take, queue wait included; then it is stopped at Triton
+    # and ends with a timeout error. A caller's shorter deadline (timeout_ms, a job item's) wins
+    generate_timeout_s: float = 120.0
+    # longest one embed call (all its texts) may take, queue wait included; a shorter timeout_ms wins
+    embed_timeout_s: float = 30.0
+    # longest one image may take, queue wait included; a caller's shorter deadline wins
+    image_timeout_s: float = 60.0
     ready_timeout_s: float = 2.0  # deadline of one readiness / model-config probe
     max_prompt_chars: int = 48_000  # longest prompt accepted for generation
     max_tokens_limit: int = 4096  # largest max_tokens a caller may ask for

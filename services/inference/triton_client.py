@@ -1,12 +1,13 @@
 """The only Triton client: generation streams, embeddings and images over gRPC.
 
 One ``tritonclient.grpc.aio`` channel per process.  Every call has a
-deadline, waits for one of ``max_in_flight`` slots (the wait is the queue
-metric), and is retried with backoff while Triton is unreachable, within its
-deadline, when repeating it is safe (embed, image; generate before its first
-chunk) (``deadlines.py``).  What each model is sent and gives back is in
-``model_io.py``; gRPC failures become the errors of ``errors.py``
-(``triton_errors.py``).
+deadline (the caller's timeout, capped by the service's limit for the model:
+``generate_timeout_s``, ``embed_timeout_s``, ``image_timeout_s``), waits for
+one of ``max_in_flight`` slots (the wait is the queue metric), and is retried
+with backoff while Triton is unreachable, within its deadline, when repeating
+it is safe (embed, image; generate before its first chunk) (``deadlines.py``).
+What each model is sent and gives back is in ``model_io.py``; gRPC failures
+become the errors of ``errors.py`` (``triton_errors.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tritonclient.utils import InferenceServerException
 
 from services.inference.deadlines import (
     InFlightSlots,
+    deadline_within,
     raise_if_cancelled,
     retry_while_unavailable,
     seconds_left,
@@ -150,12 +152,14 @@ class TritonModels:
     ) -> AsyncGenerator[GenerationChunk, None]:
         """Yield the answer's chunks in order (text, and what the model reports of it).
 
-        Cancelling the consuming task, or closing this iterator (use
-        ``contextlib.aclosing``), cancels the request at Triton.
+        The whole stream ends by `timeout_s`, or by `generate_timeout_s` if that
+        comes first: then the gRPC stream's deadline cancels the request at Triton
+        and `InferenceTimeout` is raised. Cancelling the consuming task, or closing
+        this iterator (use ``contextlib.aclosing``), cancels the request too.
         """
         check_generate(self._settings, prompt, max_tokens)
         name = self._settings.generate_model
-        deadline = asyncio.get_running_loop().time() + timeout_s
+        deadline = deadline_within(timeout_s, self._settings.generate_timeout_s)
         inputs = generate_inputs(prompt, max_tokens, sampling)
         async with self._slots.hold(deadline):
             backoff = self._settings.retry_backoff_s
@@ -209,13 +213,13 @@ class TritonModels:
     async def embed(
         self, texts: Sequence[str], *, timeout_s: float, batch: bool = False
     ) -> list[list[float]]:
-        """Return one normalised 384-d vector per text, in order.
+        """Return one normalised 384-d vector per text, in order, within `timeout_s` or `embed_timeout_s`.
 
         `batch` work (document ingestion) goes to Triton's lower priority level, so
         the dynamic batcher serves interactive requests (chat queries) first.
         """
         check_embed(self._settings, texts)
-        deadline = asyncio.get_running_loop().time() + timeout_s
+        deadline = deadline_within(timeout_s, self._settings.embed_timeout_s)
         size = self._settings.embed_group_size
         groups = [list(texts[i : i + size]) for i in range(0, len(texts), size)]
         priority = embed_priority(batch=batch)
@@ -227,9 +231,9 @@ class TritonModels:
         return embedding_rows(result)
 
     async def image(self, prompt: str, *, width: int, height: int, timeout_s: float) -> bytes:
-        """Return PNG bytes for the prompt."""
+        """Return PNG bytes for the prompt, within `timeout_s` or `image_timeout_s`, whichever is shorter."""
         check_image(self._settings, prompt, width, height)
-        deadline = asyncio.get_running_loop().time() + timeout_s
+        deadline = deadline_within(timeout_s, self._settings.image_timeout_s)
         result = await self._infer("image", image_inputs(prompt, width, height), "IMAGE", deadline)
         return image_png(result)
 

@@ -47,7 +47,7 @@ async def triton_error(
             return UnknownModel(f"Triton does not serve a model named {model!r}")
         return TritonUnavailable(f"Triton at {triton_url} is shutting down or restarting")
     if status == "StatusCode.DEADLINE_EXCEEDED":
-        return InferenceTimeout(f"{model}: Triton did not answer within the deadline")
+        return InferenceTimeout(f"{model}: Triton did not finish within the deadline")
     if status in ("StatusCode.UNAVAILABLE", "StatusCode.CANCELLED"):
         return TritonUnavailable(f"Triton is unreachable at {triton_url}: {message}")
     if status == "StatusCode.INVALID_ARGUMENT" or lowered.startswith(_INVALID_MARKERS):

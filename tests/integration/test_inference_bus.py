@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import nats
 import numpy as np
@@ -33,9 +36,20 @@ from proto.inference import (
     GenerateAccepted,
     GenerateRequest,
     GenerateResult,
+    ImageReply,
+    ImageRequest,
     TokenChunk,
 )
-from proto.subjects import EMBED, GENERATE, GENERATE_CANCEL, health_subject, stream_subject
+from proto.stats import InferenceStats, StatsRequest
+from proto.subjects import (
+    EMBED,
+    GENERATE,
+    GENERATE_CANCEL,
+    IMAGE,
+    INFERENCE_STATS,
+    health_subject,
+    stream_subject,
+)
 from tests.triton_fixture import start_triton
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -69,6 +83,7 @@ LONG_PROMPT = (
 )
 
 StreamEvent = TokenChunk | GenerateResult | ErrorReply
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -121,18 +136,16 @@ def own_triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton
         yield server
 
 
-@pytest.fixture(scope="module")
-async def inference(
-    own_triton: LocalTriton, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Inference]:
-    """nats-server and one inference process (batch jobs off: only the bus API is under test)."""
-    workdir: Path = tmp_path_factory.mktemp("inference-bus")
+@asynccontextmanager
+async def _serving(triton: LocalTriton, workdir: Path, **env: str) -> AsyncIterator[Inference]:
+    """A nats-server of its own and one inference process on `triton` (batch jobs off)."""
     server = NatsServer(workdir / "nats")
     server.start()
     env = {
         "INFERENCE_NATS_URL": server.url,
-        "INFERENCE_TRITON_GRPC_URL": own_triton.grpc_url,
+        "INFERENCE_TRITON_GRPC_URL": triton.grpc_url,
         "INFERENCE_JOBS_ENABLED": "false",
+        **env,
     }
     service = ServiceProcess("inference", env, workdir)
     service.start()
@@ -140,12 +153,41 @@ async def inference(
     try:
         await service.wait_healthy(server.url)
         client = await nats.connect(server.url)
-        yield Inference(server, own_triton, service, client)
+        yield Inference(server, triton, service, client)
     finally:
         if client is not None:
             await client.close()
         service.stop()
         server.stop()
+
+
+@pytest.fixture(scope="module")
+async def inference(
+    own_triton: LocalTriton, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Inference]:
+    """The inference service with its default settings (only the bus API is under test)."""
+    async with _serving(own_triton, tmp_path_factory.mktemp("inference-bus")) as running:
+        yield running
+
+
+# Limits far below what these take here, whatever deadline the caller asks for: LONG_PROMPT's
+# answer streams for over a second, a 1024-pixel image takes about 90 ms to draw.
+GENERATE_LIMIT_S = 0.5
+IMAGE_LIMIT_S = 0.02
+
+
+@pytest.fixture(scope="module")
+async def hurried(
+    own_triton: LocalTriton, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Inference]:
+    """A second inference service, on a bus of its own, whose generation and image limits are short."""
+    async with _serving(
+        own_triton,
+        tmp_path_factory.mktemp("inference-hurried"),
+        INFERENCE_GENERATE_TIMEOUT_S=str(GENERATE_LIMIT_S),
+        INFERENCE_IMAGE_TIMEOUT_S=str(IMAGE_LIMIT_S),
+    ) as running:
+        yield running
 
 
 async def _request(client: NatsClient, subject: str, payload: bytes) -> bytes:
@@ -402,6 +444,69 @@ async def test_health_reports_triton_readiness(inference: Inference) -> None:
         "triton.embed": True,
         "triton.image": True,
     }
+
+
+async def test_a_generation_past_the_services_limit_times_out_and_its_triton_stream_stops(
+    hurried: Inference,
+) -> None:
+    cancellations = len(_triton_cancellations(hurried.triton))
+    accepted, stream = await _generate(hurried, LONG_PROMPT, max_tokens=1000, timeout_ms=20_000)
+    assert isinstance(accepted, GenerateAccepted), accepted
+    started = time.monotonic()
+    end = await stream.wait_end()
+    assert isinstance(end, ErrorReply), end
+    assert (end.code, end.service) == (ErrorCode.TIMEOUT, "inference")
+    assert time.monotonic() - started < 10  # cut by the service's limit, long before the caller's 20 s
+    assert [c.seq for c in stream.chunks] == list(range(len(stream.chunks)))
+    await _until_idle(hurried.client)
+    # Triton stopped generating: the model saw the cancellation before its last chunk.
+    found = await _poll(lambda: _triton_cancellations(hurried.triton)[cancellations:], REPLY_TIMEOUT_S)
+    assert found, "the deadline did not reach Triton as a cancellation"
+    sent, total = found[0]
+    assert len(stream.chunks) <= sent < total
+
+
+async def test_an_image_past_the_services_limit_times_out_and_frees_its_slot(hurried: Inference) -> None:
+    request = ImageRequest(prompt="a lighthouse at night", width=1024, height=1024, timeout_ms=20_000)
+    data = await _request(hurried.client, IMAGE, encode(request))
+    reply: ImageReply | ErrorReply = decode(data, ImageReply | ErrorReply)
+    assert isinstance(reply, ErrorReply), "the image was drawn within the service's limit"
+    assert (reply.code, reply.service) == (ErrorCode.TIMEOUT, "inference")
+    await _until_idle(hurried.client)
+
+
+def _triton_cancellations(triton: LocalTriton) -> list[tuple[int, int]]:
+    """(chunks sent, chunks planned) of each generation the stand-in model saw cancelled."""
+    found = re.findall(r"generate cancelled after (\d+) of (\d+) chunks", triton.log_path.read_text())
+    return [(int(sent), int(total)) for sent, total in found]
+
+
+async def _poll(probe: Callable[[], _T], timeout_s: float) -> _T:
+    """`probe()` once it is truthy; its last falsy value after `timeout_s` (a log has no event to await)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.02)
+
+
+async def _until_idle(client: NatsClient) -> None:
+    """Wait until the service reports no Triton request and no generation left (fail after a while)."""
+    deadline = time.monotonic() + REPLY_TIMEOUT_S
+    while True:
+        stats = await _stats(client)
+        if (stats.in_flight, stats.queued, stats.generations) == (0, 0, 0):
+            return
+        assert time.monotonic() < deadline, stats
+        await asyncio.sleep(0.02)
+
+
+async def _stats(client: NatsClient) -> InferenceStats:
+    reply: InferenceStats = decode(
+        await _request(client, INFERENCE_STATS, encode(StatsRequest())), InferenceStats
+    )
+    return reply
 
 
 # Last in the module: it stops this module's Triton and starts it again.

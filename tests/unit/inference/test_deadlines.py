@@ -14,7 +14,7 @@ import contextlib
 
 import pytest
 
-from services.inference.deadlines import raise_if_cancelled, retry_while_unavailable
+from services.inference.deadlines import deadline_within, raise_if_cancelled, retry_while_unavailable
 from services.inference.errors import TritonUnavailable
 
 pytestmark = pytest.mark.timeout(30)
@@ -67,3 +67,13 @@ async def test_a_swallowed_cancel_stops_the_retries() -> None:
 
 async def test_raise_if_cancelled_is_silent_when_nobody_asked() -> None:
     raise_if_cancelled()
+
+
+async def test_a_deadline_is_the_callers_or_the_services_limit_whichever_comes_first() -> None:
+    loop = asyncio.get_running_loop()
+    before = loop.time()
+    callers = deadline_within(5.0, 60.0)
+    limits = deadline_within(60.0, 5.0)
+    after = loop.time()
+    assert before + 5.0 <= callers <= after + 5.0
+    assert before + 5.0 <= limits <= after + 5.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -84,3 +85,30 @@ async def test_an_unreadable_display_name_is_an_error_not_the_config_name(offlin
     # An embedding reply names its model; rag keeps a collection to one, so no stand-in name.
     with pytest.raises(TritonUnavailable, match="display name of model 'embed'"):
         await offline.display_name("embed")
+
+
+async def test_the_services_limits_cut_a_callers_longer_deadline() -> None:
+    # Triton is down, so each call retries until its deadline: it ends by the service's limit,
+    # not by the 60 s the caller asked for.
+    limit_s = 0.3
+    settings = InferenceSettings(
+        triton_grpc_url=f"127.0.0.1:{free_port()}",
+        generate_timeout_s=limit_s,
+        embed_timeout_s=limit_s,
+        image_timeout_s=limit_s,
+    )
+    models = TritonModels(settings)
+    calls = {
+        "generate": lambda: anext(models.generate("hi?", max_tokens=5, timeout_s=60)),
+        "embed": lambda: models.embed(["a"], timeout_s=60),
+        "image": lambda: models.image("a cat", width=64, height=64, timeout_s=60),
+    }
+    try:
+        for role, call in calls.items():
+            started = time.monotonic()
+            with pytest.raises(TritonUnavailable):
+                await asyncio.wait_for(call(), timeout=10)  # a hang fails in 10 s, not 60
+            assert time.monotonic() - started < limit_s + 1.5, role  # one retry pause at most
+            assert (models.in_flight, models.queued) == (0, 0)
+    finally:
+        await models.close()
