@@ -54,6 +54,6 @@ asyncapi:
 extract +files:
     {{python}} -m htmltext {{files}}
 
-# Regenerate the README's settings table and the AsyncAPI documents.
+# Regenerate docs/settings.md (from the settings classes) and the AsyncAPI documents.
 docs: asyncapi
-    {{python}} -m deploy.settings_table --write README.md
+    {{python}} -m deploy.settings_table --write docs/settings.md
