@@ -40,6 +40,7 @@ import numpy as np
 from bench.baseline.generator import Encoder, load_model_module, open_embed_encoder
 from bench.extraction_score import default_dataset_dir, load_dataset
 from htmltext.extract import extract_main_text
+from proto.prompt import PromptSource, build_prompt
 
 __all__ = ["run"]
 
@@ -105,7 +106,7 @@ def _question(style: str, sentence: str, title: str, rng: random.Random, terms_o
 
 def _prompts(modules: dict[str, Any]) -> list[dict[str, Any]]:
     """One prompt per page and style: the question, the formatted prompt, the truth sentence."""
-    rank, fmt = modules["lexical_rank"], modules["prompt_format"]
+    rank = modules["lexical_rank"]
     pages = _pages()
     passages = [
         (owner, _clip(text[i : i + PASSAGE_CHARS], PASSAGE_CHARS))
@@ -123,14 +124,16 @@ def _prompts(modules: dict[str, Any]) -> list[dict[str, Any]]:
             others = [p for p in passages if p[0] != index]
             scores = rank.bm25_scores(question, [text for _, text in others])
             best = sorted(range(len(others)), key=lambda i: -scores[i])[:DISTRACTORS]
-            sources = [(f"https://example.com/page/{index}", source)]
-            sources += [(f"doc-{others[i][0]}.html", others[i][1]) for i in best]
+            sources = [PromptSource(1, f"https://example.com/page/{index}", source)]
+            sources += [
+                PromptSource(n, f"doc-{others[i][0]}.html", others[i][1]) for n, i in enumerate(best, 2)
+            ]
             prompts.append(
                 {
                     "style": style,
                     "question": question,
                     "truth": truth,
-                    "prompt": fmt.format_prompt(question, sources),
+                    "prompt": build_prompt(question, sources),
                 }
             )
     return prompts

@@ -47,6 +47,7 @@ from proto.inference import (
     GenerateResult,
     TokenChunk,
 )
+from proto.prompt import PromptSource, build_prompt
 from proto.subjects import EMBED, GENERATE, stream_subject
 
 __all__ = ["run"]
@@ -63,18 +64,20 @@ TARGET_BATCHING_GAIN = 3.0
 TARGET_OVERHEAD_MS = 5.0
 SERVICE_ENV = {"INFERENCE_JOBS_ENABLED": "false"}
 
-PROMPT = """Answer the question using only the numbered sources below. Cite sources like [1].
-
-Sources:
-[1] https://example.com/germany
-Berlin is the capital of Germany. The city has many museums.
-
-[2] report.pdf, page 3
-France is a country in western Europe.
-Paris is the capital of France. The Seine flows through Paris.
-
-Question: What is the capital of France?
-Answer:"""
+PROMPT = build_prompt(
+    "What is the capital of France?",
+    [
+        PromptSource(
+            1, "https://example.com/germany", "Berlin is the capital of Germany. The city has many museums."
+        ),
+        PromptSource(
+            2,
+            "report.pdf, page 3",
+            "France is a country in western Europe.\n"
+            "Paris is the capital of France. The Seine flows through Paris.",
+        ),
+    ],
+)
 MAX_TOKENS = 64
 
 Call = Callable[[int], Awaitable[None]]

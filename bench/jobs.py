@@ -35,6 +35,7 @@ import nats
 from bench.common import percentile, run_load
 from deploy.cluster import ROOT, LocalSystem, free_port
 from deploy.triton.local import LocalTriton
+from proto.prompt import PromptSource, build_prompt
 from proto.subjects import JOB_RESULTS_OBJECTS
 
 __all__ = ["run"]
@@ -54,11 +55,10 @@ CHAT = {"prompt": "What does the Freedonia trade registry say about cheese expor
 
 def text_prompt(n: int) -> str:
     """A job item with its own one-line source: the generate model answers from it (a short answer)."""
-    return (
-        f"Sources:\n[1] trade registry, entry {n}\n"
-        f"Freedonia district {n} exports {n * 7} tonnes of cheese.\n\n"
-        f"Question: How much cheese does Freedonia district {n} export?\nAnswer:"
+    source = PromptSource(
+        1, f"trade registry, entry {n}", f"Freedonia district {n} exports {n * 7} tonnes of cheese."
     )
+    return build_prompt(f"How much cheese does Freedonia district {n} export?", [source])
 
 
 def run() -> dict[str, Any]:

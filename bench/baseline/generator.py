@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from deploy.triton.local import default_onnx_cache_dir
+from proto.prompt import PromptSource, build_prompt
 
 __all__ = [
     "EMBED_MODEL_DIR",
@@ -101,9 +102,10 @@ class ExtractiveGenerator:
         self._cache = load_model_module("embedding_cache").EmbeddingCache(EMBEDDING_CACHE_ENTRIES)
 
     def format_prompt(self, question: str, sources: list[tuple[str, str]]) -> str:
-        """The numbered-sources prompt the generator reads."""
-        prompt: str = self._prompt_format.format_prompt(question, sources)
-        return prompt
+        """The numbered-sources prompt the generator reads (`proto.prompt`, as the gateway builds it)."""
+        return build_prompt(
+            question, [PromptSource(n, label, text) for n, (label, text) in enumerate(sources, 1)]
+        )
 
     def generate(self, prompt: str) -> str:
         """The whole answer: the source sentences closest to the question, each with its [n]."""

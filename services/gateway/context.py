@@ -14,10 +14,10 @@ from faststream.nats import NatsBroker
 from proto.chat import ChatRequest, Source
 from proto.common import Message
 from proto.context import RetrieveReply, RetrieveRequest, ScrapeReply, ScrapeRequest
+from proto.prompt import PromptSource
 from proto.subjects import RETRIEVE, SCRAPE
 from runtime.bus import BusError, request
 from runtime.logging import get_logger
-from services.gateway.prompt import PromptSource
 
 __all__ = ["ChatContext", "gather_context"]
 

@@ -12,6 +12,7 @@ import pytest
 import websockets
 
 from deploy.cluster import LocalSystem
+from proto.prompt import PromptSource, build_prompt
 from proto.subjects import JOB_RESULTS_OBJECTS, JOBS_CONSUMER, JOBS_STREAM, job_items_subject
 
 pytestmark = pytest.mark.integration
@@ -21,10 +22,9 @@ JOB_WAIT_S = 90.0
 
 def text_prompt(n: int) -> str:
     """A prompt holding its own sources (see deploy/triton/README.md): the answer names Town<n>."""
-    return (
-        f"Sources:\n[1] registry {n}\nThe capital of Freedonia district {n} is Town{n}. "
-        f"Freedonia exports cheese and wool.\n\nQuestion: What is the capital of Freedonia district {n}?\n"
-        "Answer:"
+    text = f"The capital of Freedonia district {n} is Town{n}. Freedonia exports cheese and wool."
+    return build_prompt(
+        f"What is the capital of Freedonia district {n}?", [PromptSource(1, f"registry {n}", text)]
     )
 
 

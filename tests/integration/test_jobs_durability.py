@@ -22,6 +22,7 @@ from deploy.triton.local import LocalTriton
 from proto.common import decode, encode
 from proto.documents import OPEN_SCOPE
 from proto.jobs import ItemFailure, JobItemDead, JobKind, JobOptions, JobProgress, JobState, JobStatus
+from proto.prompt import PromptSource, build_prompt
 from proto.subjects import (
     JOB_DEAD_LETTER,
     JOB_RESULTS_OBJECTS,
@@ -44,10 +45,8 @@ FAST_RECOVERY = {
 
 
 def text_prompt(n: int) -> str:
-    return (
-        f"Sources:\n[1] registry {n}\nThe capital of Freedonia district {n} is Town{n}.\n\n"
-        f"Question: What is the capital of Freedonia district {n}?\nAnswer:"
-    )
+    source = PromptSource(1, f"registry {n}", f"The capital of Freedonia district {n} is Town{n}.")
+    return build_prompt(f"What is the capital of Freedonia district {n}?", [source])
 
 
 @pytest.fixture

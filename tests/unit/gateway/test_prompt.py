@@ -39,7 +39,8 @@ def test_unknown_roles_and_empty_turns_are_dropped_and_lines_joined() -> None:
 
 
 def test_a_prompt_over_the_limit_drops_old_turns_then_the_last_sources_never_the_question() -> None:
-    from services.gateway.prompt import PromptSource, build_prompt, fit_prompt
+    from proto.prompt import PromptSource, build_prompt
+    from services.gateway.prompt import fit_prompt
 
     sources = [PromptSource(n, f"page {n}", "x" * 100) for n in (1, 2, 3)]
     history = _turns(("system", "Be brief."), ("user", "y" * 100), ("assistant", "z" * 100))

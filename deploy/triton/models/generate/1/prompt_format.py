@@ -1,4 +1,4 @@
-"""The prompt format the ``generate`` model reads; the gateway builds it.
+"""The prompt format the ``generate`` model reads; ``proto/prompt.py`` builds it.
 
 A prompt with sources looks like this (see ``deploy/triton/README.md``)::
 
@@ -27,15 +27,11 @@ import re
 from dataclasses import dataclass
 
 __all__ = [
-    "INSTRUCTION",
     "ParsedPrompt",
     "PromptSource",
-    "format_prompt",
     "parse_prompt",
     "split_sentences",
 ]
-
-INSTRUCTION = "Answer the question using only the numbered sources below. Cite sources like [1]."
 
 _SOURCES_LINE = re.compile(r"(?m)^Sources:[ \t]*\n")
 _QUESTION_MARK = "Question: "
@@ -95,17 +91,6 @@ def parse_prompt(prompt: str) -> ParsedPrompt:
     if question_at < 0:
         return ParsedPrompt("", _parse_sources(rest))
     return ParsedPrompt(_question_of(rest[question_at:]), _parse_sources(rest[:question_at]))
-
-
-def format_prompt(question: str, sources: list[tuple[str, str]]) -> str:
-    """Build a prompt from a question and ``(label, text)`` sources numbered from 1."""
-    if not sources:
-        return f"Question: {question.strip()}\nAnswer:"
-    blocks = "\n\n".join(
-        f"[{number}] {label.strip()}\n{text.strip()}"
-        for number, (label, text) in enumerate(sources, start=1)
-    )
-    return f"{INSTRUCTION}\n\nSources:\n{blocks}\n\nQuestion: {question.strip()}\nAnswer:"
 
 
 def split_sentences(text: str) -> list[str]:
