@@ -21,6 +21,8 @@ from services.gateway.settings import GatewaySettings
 __all__ = ["ChatService"]
 
 _log = get_logger(__name__)
+# What a chat's answer takes from the model's result as it is.
+_FROM_RESULT = ("answer", "model", "finish_reason", "prompt_tokens")
 
 
 class ChatService:
@@ -74,15 +76,13 @@ class ChatService:
             async with aclosing(generation) as events:
                 async for event in events:
                     if isinstance(event, GenerateResult):
+                        as_generated = {name: getattr(event, name) for name in _FROM_RESULT}
                         yield ChatAnswer(
                             id=chat_id,
-                            answer=event.answer,
                             sources=context.sources,
-                            model=event.model,
                             context_errors=context.errors,
-                            finish_reason=event.finish_reason,
-                            prompt_tokens=event.prompt_tokens,
                             completion_tokens=event.tokens,
+                            **as_generated,
                         )
                         return
                     yield event

@@ -52,6 +52,8 @@ from services.gateway.errors import DocumentNotFound, UpstreamUnavailable
 __all__ = ["DocumentService", "Upload", "read_entry", "submit_upload"]
 
 _log = get_logger(__name__)
+# What an ingest message takes from the document's state as it is.
+_INGEST_FIELDS = ("document_id", "collection", "file_name", "content_type", "sha256", "size")
 
 
 class Upload:
@@ -125,15 +127,9 @@ def _queued(upload: Upload, document_id: str, sha256: str, *, attempts: int) -> 
 
 
 def _ingest(status: DocumentStatus) -> IngestDocument:
-    return IngestDocument(
-        document_id=status.document_id,
-        collection=status.collection,
-        file_name=status.file_name,
-        content_type=status.content_type,
-        object_name=status.document_id,
-        sha256=status.sha256,
-        size=status.size,
-    )
+    """The ingest message of a queued document: its state's fields, and its object's name."""
+    described = {name: getattr(status, name) for name in _INGEST_FIELDS}
+    return IngestDocument(object_name=status.document_id, **described)
 
 
 async def _unqueue(
