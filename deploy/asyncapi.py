@@ -22,13 +22,17 @@ import msgspec
 from faststream.nats import NatsBroker
 
 from proto.common import ErrorReply
+from proto.documents import IngestDocument
 from proto.inference import GenerateResult, TokenChunk
+from proto.jobs import JobItem
+from proto.subjects import INGEST, INGEST_STREAM, JOB_ITEMS_ALL, JOBS_CONSUMER, JOBS_STREAM
 from runtime.bus import make_broker
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 from services.inference.__main__ import build as build_inference
 from services.inference.settings import InferenceSettings
 from services.rag.__main__ import build as build_rag
+from services.rag.handlers import INGEST_DURABLE
 from services.rag.settings import RagSettings
 from services.scraper.__main__ import build as build_scraper
 from services.scraper.settings import ScraperSettings
@@ -64,11 +68,44 @@ _PUBLISHES: dict[str, list[tuple[str, str, list[type]]]] = {
 }
 
 
+# The JetStream work queues a service consumes with `runtime.workqueue` (not FastStream subscribers):
+# channel name, address, message, and how it is delivered.
+_WORK_QUEUES: dict[str, list[tuple[str, str, type, str]]] = {
+    "rag": [
+        (
+            "rag.ingest",
+            INGEST,
+            IngestDocument,
+            f"JetStream work queue: stream {INGEST_STREAM}, durable consumer {INGEST_DURABLE} shared by "
+            "the replicas (a publisher gets a PubAck; Nats-Msg-Id deduplicates)",
+        )
+    ],
+    "inference": [
+        (
+            "jobs.item",
+            JOB_ITEMS_ALL,
+            JobItem,
+            f"JetStream work queue: stream {JOBS_STREAM}, durable consumer {JOBS_CONSUMER} shared by "
+            "the replicas (a publisher gets a PubAck; Nats-Msg-Id deduplicates)",
+        )
+    ],
+}
+
+
 def describe(service: str, broker: NatsBroker) -> dict[str, Any]:
     """One service's AsyncAPI 3.0 document."""
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     types: list[Any] = [ErrorReply]
+    for name, address, message_type, delivery in _WORK_QUEUES.get(service, []):
+        payload = {"payload": {"$ref": f"#/components/schemas/{message_type.__name__}"}}
+        channels[name] = {"address": address, "messages": {"request": payload}}
+        operations[name] = {
+            "action": "receive",
+            "channel": {"$ref": f"#/channels/{name}"},
+            "summary": delivery,
+        }
+        types.append(message_type)
     for name, address, messages in _PUBLISHES.get(service, []):
         channels[name] = {
             "address": address,

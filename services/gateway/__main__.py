@@ -12,6 +12,8 @@ from services.gateway.app import create_app
 from services.gateway.auth import ApiKeys, UnsafeBindError, check_bind_is_safe
 from services.gateway.settings import GatewaySettings
 
+__all__ = ["main"]
+
 
 def main() -> None:
     """Read the settings, refuse an unsafe bind, and serve until SIGINT/SIGTERM."""

@@ -1,10 +1,10 @@
 """A job's status as the gateway reads and changes it in the job-state bucket.
 
-Every write is a compare-and-set on the key's revision, retried on conflict,
-like the workers' (`services/inference/jobs/store.py`), so the gateway's
-changes (queued, cancelled, failed to queue) never overwrite an item a
-worker has just recorded. The changes themselves are pure functions: the
-new status, or None when there is nothing to change.
+Every write is a compare-and-set on the key's revision, retried on conflict
+(`runtime.kv.change_value`, which the workers' `services/inference/jobs/store.py`
+uses too), so the gateway's changes (queued, cancelled, failed to queue)
+never overwrite an item a worker has just recorded. The changes themselves
+are pure functions: the new status, or None when there is nothing to change.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ import time
 from typing import TYPE_CHECKING
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
-from proto.common import decode, encode
 from proto.jobs import TERMINAL_STATES, JobProgress, JobState, JobStatus
+from runtime.kv import TooManyConflicts, change_value, read_value
 from services.gateway.errors import JobNotFound, UpstreamUnavailable
 
 if TYPE_CHECKING:
@@ -47,34 +46,22 @@ async def read_status(bucket: KeyValue, job_id: str) -> tuple[JobStatus, int] | 
     """The job's status and its revision, or None when there is no such job."""
     if not is_job_id(job_id):
         return None
-    try:
-        entry = await bucket.get(job_id)
-    except KeyNotFoundError:
-        return None
-    if entry.value is None or entry.revision is None:
-        return None
-    status: JobStatus = decode(entry.value, JobStatus)
-    return status, entry.revision
+    return await read_value(bucket, job_id, JobStatus)
 
 
 async def change_status(
     bucket: KeyValue, job_id: str, change: Callable[[JobStatus], JobStatus | None], *, attempts: int
 ) -> JobStatus:
     """Apply `change` by compare-and-set, retried up to `attempts` times; the status now."""
-    for _ in range(attempts):
-        found = await read_status(bucket, job_id)
-        if found is None:
-            raise JobNotFound(f"no job {job_id!r}")
-        current, revision = found
-        new = change(current)
-        if new is None:
-            return current
-        try:
-            await bucket.update(job_id, encode(new), last=revision)
-        except KeyWrongLastSequenceError:
-            continue
-        return new
-    raise UpstreamUnavailable(f"job {job_id}: too many concurrent updates, try again")
+    if not is_job_id(job_id):
+        raise JobNotFound(f"no job {job_id!r}")
+    try:
+        outcome = await change_value(bucket, job_id, JobStatus, change, attempts=attempts)
+    except TooManyConflicts as exc:
+        raise UpstreamUnavailable(f"job {job_id}: too many concurrent updates, try again") from exc
+    if outcome is None:
+        raise JobNotFound(f"no job {job_id!r}")
+    return outcome.value
 
 
 def progress(status: JobStatus) -> JobProgress:

@@ -200,7 +200,8 @@ class JobDoor:
                     continue
                 try:
                     event: JobProgress = decode(message.data, JobProgress)
-                except MessageDecodeError:
+                except MessageDecodeError as exc:  # not a progress event: skip it, keep watching
+                    _log.warning("unreadable job event", job_id=job_id, detail=exc.detail)
                     continue
                 yield event
                 if event.state in TERMINAL_STATES:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from runtime.bus import make_broker
-from runtime.logging import configure_logging
-from runtime.service import Hook, ServiceParts, add_health, run_service
+from runtime.service import Hook, ServiceParts, add_health, serve
 from runtime.settings import load_settings
 from services.inference.handlers import Generations, register_handlers
 from services.inference.jobs.settings import JobWorkerSettings
 from services.inference.jobs.worker import JobWorker
 from services.inference.settings import InferenceSettings
 from services.inference.triton_client import TritonModels
+
+__all__ = ["build", "main"]
 
 
 def build(settings: InferenceSettings, job_settings: JobWorkerSettings | None = None) -> ServiceParts:
@@ -41,10 +42,8 @@ def build(settings: InferenceSettings, job_settings: JobWorkerSettings | None = 
 
 def main() -> None:
     """Serve the inference subjects and work batch jobs until SIGINT/SIGTERM."""
-    settings = load_settings(InferenceSettings, "INFERENCE")
     job_settings = load_settings(JobWorkerSettings, "INFERENCE_JOBS")
-    configure_logging("inference")
-    run_service(lambda: build(settings, job_settings))
+    serve("inference", InferenceSettings, lambda settings: build(settings, job_settings))
 
 
 if __name__ == "__main__":

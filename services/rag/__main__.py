@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from runtime.bus import make_broker
-from runtime.logging import configure_logging
-from runtime.service import ServiceParts, add_health, run_service
-from runtime.settings import load_settings
+from runtime.service import ServiceParts, add_health, serve
 from services.rag.collection_models import CollectionModels
 from services.rag.embeddings import BusEmbedder
 from services.rag.handlers import DocumentService, register_handlers
 from services.rag.retrieval import Retriever
 from services.rag.settings import RagSettings
 from services.rag.store import open_store
+
+__all__ = ["build", "main"]
 
 
 def build(settings: RagSettings) -> ServiceParts:
@@ -48,14 +48,17 @@ def build(settings: RagSettings) -> ServiceParts:
     async def start_documents() -> None:
         await documents.start(await broker.connect())
 
-    return ServiceParts(broker, on_startup=[start_documents], after_stop=[documents.stop, store.close])
+    return ServiceParts(
+        broker,
+        on_startup=[start_documents],
+        before_stop=[documents.stop_ingesting],
+        after_stop=[documents.stop, store.close],
+    )
 
 
 def main() -> None:
     """Serve retrieval and ingestion until SIGINT/SIGTERM."""
-    settings = load_settings(RagSettings, "RAG")
-    configure_logging("rag")
-    run_service(lambda: build(settings))
+    serve("rag", RagSettings, build)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from proto.common import MessageDecodeError, decode, encode
 from proto.documents import CollectionVectors
 from proto.subjects import COLLECTION_VECTORS_BUCKET
 from runtime.jetstream import open_key_value
+from runtime.logging import get_logger
 from services.rag.errors import RagError, StoreError
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ __all__ = ["CollectionModels", "ModelMismatch"]
 
 _CLAIM_TRIES = 3  # a claim loses a race only to another replica's write: read again and retry
 _CACHE_MAX = 10_000  # collections remembered at once; the cache starts afresh beyond
+
+_log = get_logger(__name__)
 
 
 class ModelMismatch(RagError):
@@ -110,7 +113,7 @@ class CollectionModels:
         except (NatsError, TimeoutError) as exc:  # JetStream unreachable: a retry may succeed
             raise StoreError(f"the model record of collection {collection!r} is unreadable: {exc!r}") from exc
         else:
-            recorded, revision = _model(entry.value), entry.revision
+            recorded, revision = _model(collection, entry.value), entry.revision
         self._remember(collection, recorded)
         return recorded, revision
 
@@ -125,10 +128,11 @@ class CollectionModels:
         return self._kv
 
 
-def _model(value: bytes | None) -> str | None:
+def _model(collection: str, value: bytes | None) -> str | None:
     try:
         return decode(value or b"", CollectionVectors).model
-    except MessageDecodeError:  # an empty or foreign value: as if there were no record
+    except MessageDecodeError as exc:  # an empty or foreign value: as if there were no record
+        _log.warning("collection_model_record_unreadable", collection=collection, error=exc.detail)
         return None
 
 

@@ -22,6 +22,7 @@ from proto.common import MessageDecodeError, decode, encode
 from proto.documents import DocumentState, DocumentStatus
 from proto.subjects import DOCUMENTS_BUCKET, DOCUMENTS_OBJECTS
 from runtime.jetstream import open_key_value, open_object_store
+from runtime.logging import get_logger
 
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 SETTLED = frozenset({DocumentState.READY, DocumentState.FAILED})  # states an ingest ends in
+
+_log = get_logger(__name__)
 
 
 class UploadMissing(Exception):
@@ -90,7 +93,8 @@ class DocumentStates:
             return None, None
         try:
             return decode(entry.value or b"", DocumentStatus), entry.revision
-        except MessageDecodeError:
+        except MessageDecodeError as exc:  # written by another version, or damaged: as if absent
+            _log.warning("document_state_unreadable", document_id=document_id, error=exc.detail)
             return None, entry.revision
 
     async def put(self, status: DocumentStatus) -> DocumentStatus:

@@ -2,6 +2,7 @@
 
 - `retrieve` (request-reply, queue group): hybrid search.
 - `rag.ingest` (JetStream pull consumer `rag-ingest`, shared by every replica,
+  pulled by `runtime.workqueue.WorkQueue` once `DocumentService.start` ran,
   explicit acks done by `Ingestor`): durable ingestion.
 - `rag.document.delete` (request-reply, queue group): delete a document.
 """
@@ -10,21 +11,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from faststream.middlewares import AckPolicy as HandlerAckPolicy
-from faststream.nats import JStream, NatsBroker, PullSub
-from faststream.nats.annotations import NatsMessage
+from faststream.nats import NatsBroker
 from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from proto.common import ErrorCode
-from proto.context import RetrieveReply, RetrieveRequest
+from proto.common import ErrorCode, MessageDecodeError, decode
 from proto.documents import DeleteDocument, DocumentDeleted, IngestDocument
 from proto.streams import INGEST_DEAD_STREAM_CONFIG, INGEST_STREAM_CONFIG
 from proto.subjects import DOCUMENT_DELETE, INGEST, INGEST_STREAM, RETRIEVE
-from runtime.bus import queue_group
 from runtime.errors import ServiceError
 from runtime.jetstream import ensure_stream
 from runtime.logging import get_logger
+from runtime.service import answer_requests
+from runtime.workqueue import WorkQueue
 from services.rag.collection_models import CollectionModels
 from services.rag.deletion import delete_document
 from services.rag.documents import DocumentStates, open_document_buckets
@@ -35,6 +34,7 @@ from services.rag.retrieval import Retriever
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
+    from nats.aio.msg import Msg
     from nats.js.object_store import ObjectStore
 
     from services.rag.settings import RagSettings
@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 __all__ = ["INGEST_DURABLE", "DocumentService", "ingest_consumer_config", "register_handlers"]
 
 INGEST_DURABLE = "rag-ingest"  # the one consumer every rag replica pulls ingest work from
+_INGEST_FETCH_WAIT_S = 5.0  # how long one pull of ingest work waits on an empty queue
+# Ingests under way at shutdown get as long to finish as the broker gives its handlers
+# (`runtime.bus.make_broker`'s graceful timeout); any still running then is cut off.
+_INGEST_STOP_GRACE_S = 15.0
 
 _log = get_logger(__name__)
 
@@ -78,14 +82,19 @@ class DocumentService:
         self._ingestor: Ingestor | None = None
         self._states: DocumentStates | None = None
         self._objects: ObjectStore | None = None
+        self._ingesting = WorkQueue(
+            self.ingest,
+            name="rag.ingest",
+            max_in_flight=settings.ingest_concurrency,
+            fetch_wait_s=_INGEST_FETCH_WAIT_S,
+            retry_delay_s=settings.ingest_retry_backoff_s,  # back off while NATS is away
+        )
 
     async def start(self, client: Client) -> None:
-        """Declare the stream, the consumer and the buckets; start the parse workers."""
+        """Declare the streams and the buckets, start the parse workers, then pull ingest work."""
         js = client.jetstream()
         await ensure_stream(js, INGEST_STREAM_CONFIG)
         await ensure_stream(js, INGEST_DEAD_STREAM_CONFIG)
-        # Create, or update to the current settings (ack wait, max deliver) if it exists.
-        await js.add_consumer(INGEST_STREAM, ingest_consumer_config(self._settings))
         kv, self._objects = await open_document_buckets(js)
         await self._models.start(js)
         self._states = DocumentStates(kv)
@@ -100,22 +109,33 @@ class DocumentService:
             objects=self._objects,
             dead_letters=client,
         )
+        # Create the consumer, or update it to the current settings (ack wait, max deliver).
+        await self._ingesting.start(js, INGEST_STREAM, ingest_consumer_config(self._settings))
+
+    async def stop_ingesting(self) -> None:
+        """Stop pulling ingest work; the ingests under way get a grace to finish (before the broker stops)."""
+        await self._ingesting.stop(grace_s=_INGEST_STOP_GRACE_S)
 
     async def stop(self) -> None:
         """Stop the parse workers."""
         if self._pool is not None:
             self._pool.close()
 
-    async def ingest(self, request: IngestDocument, message: NatsMessage) -> None:
+    async def ingest(self, delivery: Msg) -> None:
         """Handle one delivery; a bus failure before any ack leaves it to be redelivered."""
+        try:
+            request: IngestDocument = decode(delivery.data, IngestDocument)
+        except MessageDecodeError as exc:  # left unacked, as the broker left it: redelivered
+            _log.warning("bad request", detail=exc.detail)
+            return
         if self._ingestor is None:
-            await message.nack(delay=self._settings.ingest_retry_backoff_s)
+            await delivery.nak(delay=self._settings.ingest_retry_backoff_s)
             return
         try:
-            await self._ingestor.handle(request, message.raw_message)
+            await self._ingestor.handle(request, delivery)
         except NatsError as exc:  # the state bucket or the bus failed: JetStream redelivers
             _log.warning("ingest_bus_error", document_id=request.document_id, error=str(exc))
-            await message.nack(delay=self._settings.ingest_retry_backoff_s)
+            await delivery.nak(delay=self._settings.ingest_retry_backoff_s)
 
     async def delete(self, request: DeleteDocument) -> DocumentDeleted:
         """Delete a document's chunks, object and state."""
@@ -138,28 +158,7 @@ class DocumentService:
 def register_handlers(
     broker: NatsBroker, retriever: Retriever, documents: DocumentService, settings: RagSettings
 ) -> None:
-    """Subscribe the rag subjects (one queue group, one durable consumer across replicas)."""
+    """Subscribe the rag request subjects (one queue group across replicas; ingest: `DocumentService`)."""
 
-    @broker.subscriber(
-        RETRIEVE, queue_group("rag"), title="retrieve", max_workers=settings.retrieve_concurrency
-    )
-    async def retrieve(request: RetrieveRequest) -> RetrieveReply:
-        return await retriever.retrieve(request)
-
-    @broker.subscriber(DOCUMENT_DELETE, queue_group("rag"), title="rag.document.delete")
-    async def delete(request: DeleteDocument) -> DocumentDeleted:
-        return await documents.delete(request)
-
-    @broker.subscriber(
-        INGEST,
-        stream=JStream(INGEST_STREAM, declare=False),  # declared by DocumentService.start
-        durable=INGEST_DURABLE,
-        config=ingest_consumer_config(settings),
-        pull_sub=PullSub(batch_size=1, timeout=5.0),
-        max_workers=settings.ingest_concurrency,
-        ack_policy=HandlerAckPolicy.MANUAL,  # Ingestor acks, naks or dead-letters each message
-        no_reply=True,
-        title="rag.ingest",
-    )
-    async def ingest(request: IngestDocument, message: NatsMessage) -> None:
-        await documents.ingest(request, message)
+    answer_requests(broker, "rag", RETRIEVE, retriever.retrieve, max_workers=settings.retrieve_concurrency)
+    answer_requests(broker, "rag", DOCUMENT_DELETE, documents.delete)

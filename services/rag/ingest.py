@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Protocol
 
+import msgspec
 from nats.errors import Error as NatsError
 
 from proto.common import encode
@@ -232,16 +233,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def _stored(chunk: Chunk, collection: str, vector: list[float]) -> StoredChunk:
-    return StoredChunk(
-        chunk_id=chunk.chunk_id,
-        document_id=chunk.document_id,
-        collection=collection,
-        file_name=chunk.file_name,
-        index=chunk.index,
-        text=chunk.text,
-        page=chunk.page,
-        heading_path=chunk.heading_path,
-        char_start=chunk.char_start,
-        char_end=chunk.char_end,
-        vector=vector,
-    )
+    """The chunk as the store keeps it: in its collection, with its vector, without its token count."""
+    fields = msgspec.structs.asdict(chunk)
+    del fields["token_count"]
+    return StoredChunk(**fields, collection=collection, vector=vector)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import re
 
+import msgspec
+
 from proto.common import ErrorCode
 from proto.context import Passage, RetrieveReply, RetrieveRequest
 from runtime.errors import ServiceError
@@ -98,20 +100,7 @@ class Retriever:
                 found, degraded = await self._search(request, mode, budget_s=budget_s)
         except TimeoutError:
             raise RetrieveTimeout(f"retrieval did not finish within {request.timeout_ms} ms") from None
-        passages = [
-            Passage(
-                document_id=hit.document_id,
-                file_name=hit.file_name,
-                chunk_index=hit.index,
-                text=hit.text,
-                score=hit.score,
-                page=hit.page,
-                heading_path=list(hit.heading_path),
-                char_start=hit.char_start,
-                char_end=hit.char_end,
-            )
-            for hit in found
-        ]
+        passages = [_cited(hit) for hit in found]
         _log.info("retrieved", collection=request.collection, mode=mode.value, passages=len(passages))
         return RetrieveReply(passages=passages, degraded=degraded)
 
@@ -150,3 +139,12 @@ class Retriever:
         embedded = await self._embedder.embed([request.query], timeout_s=timeout_s)
         await self._models.check(request.collection, embedded.model)
         return embedded.vectors[0]
+
+
+def _cited(hit: FoundPassage) -> Passage:
+    """A found passage as a reply carries it: no chunk id, and the store's `index` named `chunk_index`."""
+    fields = msgspec.structs.asdict(hit)
+    del fields["chunk_id"]
+    fields["chunk_index"] = fields.pop("index")
+    fields["heading_path"] = list(hit.heading_path)
+    return Passage(**fields)

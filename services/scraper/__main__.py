@@ -5,10 +5,8 @@ from __future__ import annotations
 from htmltext.pool import ExtractorPool
 from proto.subjects import SCRAPE_CACHE_BUCKET
 from runtime.bus import make_broker
-from runtime.logging import configure_logging
 from runtime.looplag import LoopLagProbe
-from runtime.service import ServiceParts, add_health, run_service
-from runtime.settings import load_settings
+from runtime.service import ServiceParts, add_health, serve
 from services.scraper.cache import PageCache
 from services.scraper.fetch import PageFetcher
 from services.scraper.handlers import register_handlers
@@ -52,9 +50,7 @@ def build(settings: ScraperSettings) -> ServiceParts:
 
 def main() -> None:
     """Serve `scrape` until SIGINT/SIGTERM."""
-    settings = load_settings(ScraperSettings, "SCRAPER")
-    configure_logging("scraper")
-    run_service(lambda: build(settings))
+    serve("scraper", ScraperSettings, build)
 
 
 if __name__ == "__main__":

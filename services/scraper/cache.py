@@ -42,14 +42,14 @@ class PageCache:
         except (KeyNotFoundError, KeyDeletedError):
             return None
         except (NatsError, TimeoutError) as exc:
-            _log.warning("cache read failed", error=str(exc) or type(exc).__name__)
+            _log.warning("cache read failed", url=normalised_url, error=str(exc) or type(exc).__name__)
             return None
         if entry.value is None:
             return None
         try:
             return msgspec.json.decode(entry.value, type=ScrapedPage)
         except msgspec.DecodeError as exc:  # e.g. written by an older, incompatible version
-            _log.warning("cache entry unreadable", error=str(exc))
+            _log.warning("cache entry unreadable", url=normalised_url, error=str(exc))
             return None
 
     async def put(self, normalised_url: str, page: ScrapedPage) -> None:
@@ -58,7 +58,7 @@ class PageCache:
             async with asyncio.timeout(self._timeout_s):
                 await self._bucket.put(_key(normalised_url), msgspec.json.encode(page))
         except (NatsError, TimeoutError) as exc:
-            _log.warning("cache write failed", error=str(exc) or type(exc).__name__)
+            _log.warning("cache write failed", url=normalised_url, error=str(exc) or type(exc).__name__)
 
 
 def _key(normalised_url: str) -> str:

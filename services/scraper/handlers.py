@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from proto.context import ScrapeReply, ScrapeRequest
 from proto.stats import LoopLagStats, StatsRequest
 from proto.subjects import SCRAPE, SCRAPER_STATS
-from runtime.bus import queue_group
+from runtime.service import answer_requests
 
 if TYPE_CHECKING:
     from faststream.nats import NatsBroker
@@ -30,15 +29,11 @@ def register_handlers(
 ) -> None:
     """Subscribe `scrape` and `scraper.stats` (one queue group across replicas)."""
 
-    @broker.subscriber(
-        SCRAPE, queue_group("scraper"), title="scrape", max_workers=settings.max_concurrent_requests
-    )
-    async def scrape(request: ScrapeRequest) -> ScrapeReply:
-        return await scraper.scrape(request)
-
-    @broker.subscriber(SCRAPER_STATS, queue_group("scraper"), title="scraper.stats")
     async def stats(request: StatsRequest) -> LoopLagStats:
         figures = probe.stats()
         if request.reset:
             probe.reset()
         return figures
+
+    answer_requests(broker, "scraper", SCRAPE, scraper.scrape, max_workers=settings.max_concurrent_requests)
+    answer_requests(broker, "scraper", SCRAPER_STATS, stats)

@@ -191,10 +191,16 @@ class Scraper:
         """Cache a page without making the caller wait for the write."""
         task = asyncio.create_task(cache.put(key, page))
         self._cache_writes.add(task)
-        task.add_done_callback(self._cache_writes.discard)
+        task.add_done_callback(functools.partial(self._written, key))
+
+    def _written(self, key: str, task: asyncio.Task[None]) -> None:
+        self._cache_writes.discard(task)
+        # `PageCache.put` logs the failures it expects; anything else would be lost with the task.
+        if not task.cancelled() and (error := task.exception()) is not None:
+            _log.error("cache write crashed", url=key, exc_info=error)
 
     async def close(self) -> None:
-        """Let pending cache writes finish (each is bounded by ``cache_timeout_s``)."""
+        """Let pending cache writes finish (each is bounded by ``cache_timeout_s``; failures are logged)."""
         if self._cache_writes:
             await asyncio.gather(*self._cache_writes, return_exceptions=True)
 

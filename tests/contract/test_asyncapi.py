@@ -19,6 +19,8 @@ async def test_every_request_subject_is_documented() -> None:
         subjects.EMBED,
         subjects.IMAGE,
         subjects.CHAT,
+        subjects.INGEST,  # work queues a service consumes without FastStream (runtime.workqueue)
+        subjects.JOB_ITEMS_ALL,
         *(subjects.health_subject(name) for name in ("gateway", *subjects.SERVICES)),
     }
     assert expected <= addresses

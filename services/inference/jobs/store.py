@@ -1,28 +1,23 @@
 """Where the worker keeps jobs: state in a key-value bucket, results in an object store.
 
 Every state write is a compare-and-set on the key's revision, retried on
-conflict, so replicas finishing items of one job at once never lose an
-update. A result is written once: a second write of the same item is a
-no-op (a redelivered item after a crash finds its result and only records it).
+conflict (`runtime.kv.change_value`, as the gateway's), so replicas finishing
+items of one job at once never lose an update. A result is written once: a
+second write of the same item is a no-op (a redelivered item after a crash
+finds its result and only records it).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 
 from nats.js import JetStreamContext
 from nats.js.api import ObjectMeta
-from nats.js.errors import (
-    KeyNotFoundError,
-    KeyWrongLastSequenceError,
-    ObjectNotFoundError,
-)
+from nats.js.errors import ObjectNotFoundError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
-from proto.common import MessageDecodeError, decode, encode
 from proto.jobs import JobStatus, result_object_name
 from proto.streams import (
     JOB_RESULTS_CONFIG,
@@ -32,11 +27,9 @@ from proto.streams import (
 )
 from proto.subjects import JOB_RESULTS_OBJECTS, JOB_STATE_BUCKET, JOBS_STREAM, job_items_subject
 from runtime.jetstream import current_values, ensure_stream, open_key_value, open_object_store
-from runtime.logging import get_logger
+from runtime.kv import TooManyConflicts, UnreadableValue, change_value, read_value
 
 __all__ = ["JobStore", "StateConflict", "StatusChange"]
-
-_log = get_logger(__name__)
 
 # Given the current status and the time, the new status (None: leave it as it is).
 StatusChange = Callable[[JobStatus, float], JobStatus | None]
@@ -68,26 +61,28 @@ class JobStore:
 
     async def status(self, job_id: str) -> JobStatus | None:
         """The job's status, or None when there is no such job (or its record is unreadable)."""
-        found = await self._entry(job_id)
-        return found[0] if found else None
+        try:
+            found = await read_value(self._state, job_id, JobStatus)
+        except UnreadableValue:  # logged by runtime.kv; no worker can use the record
+            return None
+        return found.value if found else None
 
     async def update(self, job_id: str, change: StatusChange) -> tuple[JobStatus, bool] | None:
         """Apply `change` by compare-and-set; (status now, whether it changed), None if no job."""
-        for _ in range(self._cas_attempts):
-            found = await self._entry(job_id)
-            if found is None:
-                return None
-            current, revision = found
-            new = change(current, time.time())
-            if new is None:
-                return current, False
-            try:
-                await self._state.update(job_id, encode(new), last=revision)
-            except KeyWrongLastSequenceError:
-                await asyncio.sleep(0)  # another replica wrote first: read again
-                continue
-            return new, True
-        raise StateConflict(f"job {job_id}: {self._cas_attempts} state writes in a row lost the race")
+        try:
+            return await change_value(
+                self._state,
+                job_id,
+                JobStatus,
+                lambda current: change(current, time.time()),
+                attempts=self._cas_attempts,
+            )
+        except UnreadableValue:  # logged by runtime.kv; no worker can use the record
+            return None
+        except TooManyConflicts as exc:
+            raise StateConflict(
+                f"job {job_id}: {self._cas_attempts} state writes in a row lost the race"
+            ) from exc
 
     async def job_ids(self) -> list[str]:
         """Every job in the state bucket (one pass: `keys()` can miss some, see `current_values`)."""
@@ -115,16 +110,3 @@ class JobStore:
         meta = ObjectMeta(name=name, headers={"Content-Type": [content_type]})
         await self._results.put(name, data, meta=meta)
         return True
-
-    async def _entry(self, job_id: str) -> tuple[JobStatus, int] | None:
-        try:
-            entry = await self._state.get(job_id)
-        except KeyNotFoundError:
-            return None
-        if entry.value is None or entry.revision is None:
-            return None
-        try:
-            return decode(entry.value, JobStatus), entry.revision
-        except MessageDecodeError as exc:
-            _log.error("unreadable job record", job_id=job_id, detail=exc.detail)
-            return None

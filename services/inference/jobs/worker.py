@@ -1,11 +1,12 @@
 """The batch-job worker of one inference replica.
 
 Every replica pulls from one durable consumer of the `JOBS` work-queue
-stream, at most `max_in_flight` items at a time (a budget of its own, well
-below the interactive one, so batch work never crowds out chat). For each
-item: skip it if its job is finished or cancelled; generate it unless its
-result is already stored (a redelivery after a crash); store the result;
-record it in the job state by compare-and-set; then, only then, ack it.
+stream (`runtime.workqueue.WorkQueue`), at most `max_in_flight` items at a
+time (a budget of its own, well below the interactive one, so batch work
+never crowds out chat). For each item: skip it if its job is finished or
+cancelled; generate it unless its result is already stored (a redelivery
+after a crash); store the result; record it in the job state by
+compare-and-set; then, only then, ack it.
 A running item sends in-progress acks; a failed attempt is redelivered
 with a growing delay; after `max_deliver` attempts the item is failed with
 its reason and dead-lettered.
@@ -19,13 +20,13 @@ import socket
 from typing import TYPE_CHECKING
 
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from proto.common import MessageDecodeError, decode, encode
 from proto.jobs import TERMINAL_STATES, JobItem, JobItemDead, JobProgress, JobState, JobStatus, item_msg_id
 from proto.subjects import JOB_DEAD_LETTER, JOB_ITEMS_ALL, JOBS_CONSUMER, JOBS_STREAM, job_events_subject
 from runtime.logging import bind_request, get_logger
+from runtime.workqueue import WorkQueue
 from services.inference.errors import InferenceError, InvalidInferenceRequest
 from services.inference.jobs.items import generate_item
 from services.inference.jobs.reconcile import ReconcileLease, reconcile_jobs
@@ -50,9 +51,14 @@ class JobWorker:
     def __init__(self, models: TritonModels, settings: JobWorkerSettings) -> None:
         self._models = models
         self._settings = settings
-        self._slots = asyncio.Semaphore(settings.max_in_flight)
-        self._items: set[asyncio.Task[None]] = set()
-        self._loops: list[asyncio.Task[None]] = []
+        self._queue = WorkQueue(
+            self._work,
+            name="jobs",
+            max_in_flight=settings.max_in_flight,
+            fetch_wait_s=settings.fetch_wait_s,
+            retry_delay_s=settings.retry_delay_s,  # back off while NATS is away
+        )
+        self._reconciling: asyncio.Task[None] | None = None
         self._client: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._store: JobStore | None = None
@@ -60,20 +66,22 @@ class JobWorker:
 
     @property
     def running(self) -> bool:
-        """Whether the worker pulls items."""
-        return bool(self._loops) and not any(loop.done() for loop in self._loops)
+        """Whether the worker pulls items (and reconciles, when it does so periodically)."""
+        reconciling = self._reconciling is None or not self._reconciling.done()
+        return self._queue.running and reconciling
 
     @property
     def in_flight(self) -> int:
         """Items being worked now."""
-        return len(self._items)
+        return self._queue.in_flight
 
     async def start(self, client: NatsClient) -> None:
-        """Declare streams, buckets and the consumer, reconcile, then pull items."""
+        """Declare the streams and buckets, reconcile, then declare the consumer and pull items."""
         s = self._settings
         self._client = client
         self._js = client.jetstream(timeout=s.nats_timeout_s)
         self._store = await JobStore.open(self._js, cas_attempts=s.cas_attempts)
+        changed = await self.reconcile()
         # JetStream redelivers without limit; the worker bounds the attempts itself (see
         # _work_item), so an item whose worker died on its last attempt is never stuck unacked.
         config = ConsumerConfig(
@@ -85,68 +93,29 @@ class JobWorker:
             max_deliver=-1,
             max_ack_pending=-1,
         )
-        await self._js.add_consumer(JOBS_STREAM, config)
-        subscription = await self._js.pull_subscribe_bind(durable=JOBS_CONSUMER, stream=JOBS_STREAM)
-        changed = await self.reconcile()
+        await self._queue.start(self._js, JOBS_STREAM, config)
         _log.info("job worker started", max_in_flight=s.max_in_flight, reconciled=changed)
-        self._loops = [asyncio.create_task(self._pull(subscription), name="jobs-pull")]
         if s.reconcile_every_s > 0:
             holder = f"{socket.gethostname()}:{os.getpid()}"
             self._lease = await ReconcileLease.open(self._js, period_s=s.reconcile_every_s, holder=holder)
-            self._loops.append(asyncio.create_task(self._reconcile_periodically(), name="jobs-reconcile"))
+            self._reconciling = asyncio.create_task(self._reconcile_periodically(), name="jobs-reconcile")
 
     async def stop(self) -> None:
         """Stop pulling; hand the items being worked back to the stream at once."""
-        for task in (*self._loops, *self._items):
+        reconciling = [self._reconciling] if self._reconciling is not None else []
+        for task in reconciling:
             task.cancel()
-        await asyncio.gather(*self._loops, *self._items, return_exceptions=True)
-        self._loops = []
+        await self._queue.stop(grace_s=0)  # each item's task naks its item when cancelled
+        for outcome in await asyncio.gather(*reconciling, return_exceptions=True):
+            if isinstance(outcome, Exception):  # not the cancellation: the loop had died of it
+                _log.error("job reconciliation had stopped", exc_info=outcome)
+        self._reconciling = None
 
     async def reconcile(self) -> int:
         """Settle jobs that no worker can finish (see `reconcile_jobs`)."""
         return await reconcile_jobs(
             self._ready_store(), queue_grace_s=self._settings.queue_grace_s, on_change=self._progress
         )
-
-    # -- pulling ----------------------------------------------------------------
-
-    async def _pull(self, subscription: JetStreamContext.PullSubscription) -> None:
-        s = self._settings
-        try:
-            while True:
-                await self._slots.acquire()
-                try:
-                    messages = await subscription.fetch(1, timeout=s.fetch_wait_s)
-                except NatsTimeoutError:
-                    self._slots.release()  # the queue is empty
-                    continue
-                except NatsError as exc:
-                    self._slots.release()
-                    _log.warning("job pull failed", error=repr(exc))
-                    await asyncio.sleep(s.retry_delay_s)  # back off while NATS is away
-                    continue
-                except BaseException:
-                    self._slots.release()
-                    raise
-                if not messages:
-                    self._slots.release()
-                    continue
-                self._spawn(messages[0])
-                for extra in messages[1:]:  # never more than asked, but never drop one
-                    await self._slots.acquire()
-                    self._spawn(extra)
-        finally:
-            await subscription.unsubscribe()
-
-    def _spawn(self, msg: Msg) -> None:
-        task = asyncio.create_task(self._work(msg))
-        self._items.add(task)
-
-        def finished(done: asyncio.Task[None]) -> None:
-            self._items.discard(done)
-            self._slots.release()
-
-        task.add_done_callback(finished)
 
     async def _reconcile_periodically(self) -> None:
         while True:

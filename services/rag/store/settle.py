@@ -15,10 +15,14 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from runtime.logging import get_logger
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
 __all__ = ["QuietTimer"]
+
+_log = get_logger(__name__)
 
 
 class QuietTimer:
@@ -58,4 +62,7 @@ class QuietTimer:
                 await asyncio.sleep(remaining)
         finally:
             self._waiting.pop(collection, None)  # a mark from here on starts a new wait
-        await self._settle(collection)
+        try:
+            await self._settle(collection)
+        except Exception as exc:  # nobody awaits this task for its result: say so here, once
+            _log.error("settle_failed", collection=collection, exc_info=exc)

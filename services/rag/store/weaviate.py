@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -36,8 +37,10 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
     from weaviate.client import WeaviateAsyncClient
+    from weaviate.collections.classes.filters import _Filters
     from weaviate.collections.classes.internal import QueryReturn
     from weaviate.collections.collection.async_ import CollectionAsync
+    from weaviate.collections.query import _QueryCollectionAsync
 
     from services.rag.settings import RagSettings
 
@@ -67,6 +70,16 @@ def _properties() -> list[Property]:
         number("char_start"),
         number("char_end"),
     ]
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """What one search looks in: a tenant's query handle, how many hits, which documents."""
+
+    tenant: str
+    query: _QueryCollectionAsync[Any, Any]
+    k: int
+    where: _Filters | None
 
 
 class WeaviateStore:
@@ -157,53 +170,62 @@ class WeaviateStore:
             if document_ids is None
             else Filter.by_property("document_id").contains_any(list(document_ids))
         )
+        scope = _Scope(tenant, query, k, where)
         if mode is SearchMode.VECTOR or (mode is SearchMode.HYBRID and not text.strip()):
-            if not vector:
-                return []
-            nearest = await self._call(
-                tenant,
-                lambda: query.near_vector(
-                    near_vector=list(vector),
-                    limit=k,
-                    filters=where,
-                    return_properties=_RETURNED,
-                    return_metadata=MetadataQuery(distance=True),
-                ),
-                missing_ok=True,
-            )
-            return _passages(nearest, lambda meta: 1.0 - float(meta.distance or 0.0))
+            return await self._nearest(scope, vector) if vector else []
         if mode is SearchMode.BM25 or not vector:
-            if not text.strip():
-                return []
-            found = await self._call(
-                tenant,
-                lambda: query.bm25(
-                    query=text,
-                    query_properties=["text"],
-                    limit=k,
-                    filters=where,
-                    return_properties=_RETURNED,
-                    return_metadata=MetadataQuery(score=True),
-                ),
-                missing_ok=True,
-            )
-            return _passages(found, lambda meta: float(meta.score or 0.0))
-        fused = await self._call(
-            tenant,
-            lambda: query.hybrid(
+            return await self._keyword(scope, text) if text.strip() else []
+        return await self._fused(scope, text, vector)
+
+    async def _nearest(self, scope: _Scope, vector: Sequence[float]) -> list[Passage]:
+        """Ranked by cosine similarity to `vector`."""
+        found = await self._call(
+            scope.tenant,
+            lambda: scope.query.near_vector(
+                near_vector=list(vector),
+                limit=scope.k,
+                filters=scope.where,
+                return_properties=_RETURNED,
+                return_metadata=MetadataQuery(distance=True),
+            ),
+            missing_ok=True,
+        )
+        return _passages(found, lambda meta: 1.0 - float(meta.distance or 0.0))
+
+    async def _keyword(self, scope: _Scope, text: str) -> list[Passage]:
+        """Ranked by the BM25 score of `text`."""
+        found = await self._call(
+            scope.tenant,
+            lambda: scope.query.bm25(
                 query=text,
-                vector=list(vector),
-                alpha=self._alpha,
                 query_properties=["text"],
-                fusion_type=HybridFusion.RANKED,
-                limit=k,
-                filters=where,
+                limit=scope.k,
+                filters=scope.where,
                 return_properties=_RETURNED,
                 return_metadata=MetadataQuery(score=True),
             ),
             missing_ok=True,
         )
-        return _passages(fused, lambda meta: float(meta.score or 0.0))
+        return _passages(found, lambda meta: float(meta.score or 0.0))
+
+    async def _fused(self, scope: _Scope, text: str, vector: Sequence[float]) -> list[Passage]:
+        """The keyword and vector rankings fused by rank (RRF), weighted by `alpha`."""
+        found = await self._call(
+            scope.tenant,
+            lambda: scope.query.hybrid(
+                query=text,
+                vector=list(vector),
+                alpha=self._alpha,
+                query_properties=["text"],
+                fusion_type=HybridFusion.RANKED,
+                limit=scope.k,
+                filters=scope.where,
+                return_properties=_RETURNED,
+                return_metadata=MetadataQuery(score=True),
+            ),
+            missing_ok=True,
+        )
+        return _passages(found, lambda meta: float(meta.score or 0.0))
 
     async def drop_collection(self, collection: str) -> None:
         """Remove the collection's tenant and its data."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import nats
 import pytest
 from nats.js import JetStreamContext
+from structlog.testing import capture_logs
 
 from deploy.cluster import NatsServer
 from proto.common import decode
@@ -101,6 +102,20 @@ async def test_a_collection_without_a_record_is_not_checked(rig: Rig) -> None:
     models = await rig.replica()
     await rig.write_chunk()  # ingested before records existed
     await models.check(COLLECTION, "any-model")
+
+
+async def test_an_unreadable_record_is_logged_and_taken_as_none(rig: Rig) -> None:
+    models = await rig.replica()
+    kv = await rig.js.key_value(COLLECTION_VECTORS_BUCKET)
+    await kv.put(COLLECTION, b"written by something else")
+    await rig.write_chunk()
+    with capture_logs() as logs:
+        await models.check(COLLECTION, "any-model")
+    assert [(log["event"], log["collection"]) for log in logs] == [
+        ("collection_model_record_unreadable", COLLECTION)
+    ]
+    await models.claim(COLLECTION, "model-a", 4)  # the next ingest records its model over it
+    assert (await rig.record()).model == "model-a"
 
 
 async def test_replicas_claiming_at_once_agree_on_one_record(rig: Rig) -> None:

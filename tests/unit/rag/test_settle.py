@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from structlog.testing import capture_logs
+
 from services.rag.store.settle import QuietTimer
 
 
@@ -62,3 +64,22 @@ async def test_cancel_drops_the_pending_upkeep() -> None:
     await timer.cancel()
     await timer.wait()
     assert settled == []
+
+
+async def test_a_failed_upkeep_is_logged_and_the_timer_goes_on() -> None:
+    calls: list[str] = []
+
+    async def settle(collection: str) -> None:
+        calls.append(collection)
+        if len(calls) == 1:
+            raise RuntimeError("the disk is full")
+
+    timer = QuietTimer(settle, quiet_s=0.01)
+    with capture_logs() as logs:
+        timer.mark("a")
+        await timer.wait()
+        timer.mark("a")
+        await timer.wait()
+    assert calls == ["a", "a"]
+    assert [(log["event"], log["collection"]) for log in logs] == [("settle_failed", "a")]
+    assert "the disk is full" in str(logs[0]["exc_info"])

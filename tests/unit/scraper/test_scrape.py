@@ -10,12 +10,14 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import msgspec
 import nats
 import pytest
 from aiohttp import web
+from nats.js.errors import KeyNotFoundError
+from structlog.testing import capture_logs
 
 from htmltext.pool import ExtractorPool
 from proto.context import ScrapedPage, ScrapeRequest
@@ -25,6 +27,8 @@ from services.scraper.scrape import BadScrapeRequest, Scraper
 from services.scraper.settings import ScraperSettings
 
 if TYPE_CHECKING:
+    from nats.js.kv import KeyValue
+
     from deploy.cluster import NatsServer
     from tests.unit.scraper.conftest import Serve
 
@@ -169,6 +173,28 @@ async def test_a_cache_hit_makes_no_request(serve: Serve, scraper: Scraper, cach
     assert second.pages[0].text == first.pages[0].text
     assert third.pages[0].url == f"HTTP://{site.base[7:]}/a#frag"
     assert [error.code for error in second.errors] == ["http_status"]
+
+
+class _BrokenBucket:
+    """A key-value bucket that holds nothing and fails every write with an error no one expects."""
+
+    async def get(self, key: str) -> object:
+        raise KeyNotFoundError
+
+    async def put(self, key: str, value: bytes) -> int:
+        raise RuntimeError("the bucket broke")
+
+
+async def test_a_cache_write_that_crashes_is_logged(serve: Serve, scraper: Scraper) -> None:
+    scraper.use_cache(PageCache(cast("KeyValue", _BrokenBucket()), timeout_s=2.0))
+    with capture_logs() as logs:
+        async with serve({"/a": _article}) as site:
+            reply = await scraper.scrape(ScrapeRequest(urls=[site.url("/a")], timeout_ms=10_000))
+            await scraper.close()
+    assert len(reply.pages) == 1  # the reply never waits for, nor fails with, the cache write
+    crashed = [log for log in logs if log["event"] == "cache write crashed"]
+    assert len(crashed) == 1
+    assert "the bucket broke" in str(crashed[0]["exc_info"])
 
 
 async def test_cache_round_trip_and_miss(cache: PageCache) -> None:
