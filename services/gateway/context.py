@@ -7,6 +7,7 @@ its failure is reported in `context_errors` and the chat goes on.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import TypeVar
 
 from faststream.nats import NatsBroker
@@ -39,6 +40,33 @@ class ChatContext:
         self.sources.append(source)
         self.prompt_sources.append(PromptSource(source.n, source.label, text))
 
+    def add_pages(self, reply: ScrapeReply, max_source_chars: int) -> None:
+        """Number the pages the scraper read, and say which it could not."""
+        for page in reply.pages:
+            n = len(self.sources) + 1
+            source = Source(n=n, kind="url", label=page.url, url=page.url, snippet=page.text[:300])
+            self.add(source, _clip(f"{page.title or ''}\n{page.text}", max_source_chars))
+        self.errors.extend(f"{e.url}: {e.detail}" for e in reply.errors)
+
+    def add_passages(self, reply: RetrieveReply, max_source_chars: int) -> None:
+        """Number the passages rag found, and say if their ranking is degraded."""
+        if reply.degraded:
+            self.errors.append(f"rag: {reply.degraded}")
+        for passage in reply.passages:
+            where = f", page {passage.page}" if passage.page is not None else ""
+            heading = f" > {' > '.join(passage.heading_path)}" if passage.heading_path else ""
+            source = Source(
+                n=len(self.sources) + 1,
+                kind="document",
+                label=f"{passage.file_name}{where}{heading}",
+                document_id=passage.document_id,
+                chunk_index=passage.chunk_index,
+                page=passage.page,
+                score=passage.score,
+                snippet=passage.text[:300],
+            )
+            self.add(source, _clip(passage.text, max_source_chars))
+
     def keep(self, count: int, max_prompt_chars: int) -> None:
         """Keep the first `count` sources (those the prompt had room for); say which were left out."""
         if count >= len(self.sources):
@@ -64,54 +92,17 @@ async def gather_context(
     retrieve = RetrieveRequest(
         query=request.prompt, collection=request.collection, k=retrieve_k, timeout_ms=timeout_ms
     )
+    ask = functools.partial(_ask, broker, correlation_id=correlation_id, timeout_s=timeout_s)
     pages, passages = await asyncio.gather(
-        _ask(
-            broker,
-            SCRAPE,
-            scrape,
-            ScrapeReply,
-            correlation_id,
-            timeout_s,
-            service="scraper",
-            enabled=request.use_web,
-        ),
-        _ask(
-            broker,
-            RETRIEVE,
-            retrieve,
-            RetrieveReply,
-            correlation_id,
-            timeout_s,
-            service="rag",
-            enabled=request.use_documents,
-        ),
+        ask(SCRAPE, scrape, ScrapeReply, service="scraper", enabled=request.use_web),
+        ask(RETRIEVE, retrieve, RetrieveReply, service="rag", enabled=request.use_documents),
     )
     context = ChatContext()
     context.errors.extend(reply for reply in (pages, passages) if isinstance(reply, str))
     if isinstance(pages, ScrapeReply):
-        for page in pages.pages:
-            n = len(context.sources) + 1
-            source = Source(n=n, kind="url", label=page.url, url=page.url, snippet=page.text[:300])
-            context.add(source, _clip(f"{page.title or ''}\n{page.text}", max_source_chars))
-        context.errors.extend(f"{e.url}: {e.detail}" for e in pages.errors)
+        context.add_pages(pages, max_source_chars)
     if isinstance(passages, RetrieveReply):
-        if passages.degraded:
-            context.errors.append(f"rag: {passages.degraded}")
-        for passage in passages.passages:
-            n = len(context.sources) + 1
-            where = f", page {passage.page}" if passage.page is not None else ""
-            heading = f" > {' > '.join(passage.heading_path)}" if passage.heading_path else ""
-            source = Source(
-                n=n,
-                kind="document",
-                label=f"{passage.file_name}{where}{heading}",
-                document_id=passage.document_id,
-                chunk_index=passage.chunk_index,
-                page=passage.page,
-                score=passage.score,
-                snippet=passage.text[:300],
-            )
-            context.add(source, _clip(passage.text, max_source_chars))
+        context.add_passages(passages, max_source_chars)
     return context
 
 
@@ -120,9 +111,9 @@ async def _ask(
     subject: str,
     message: Message,
     reply_type: type[R],
+    *,
     correlation_id: str,
     timeout_s: float,
-    *,
     service: str,
     enabled: bool,
 ) -> R | str | None:

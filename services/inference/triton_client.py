@@ -26,6 +26,7 @@ from tritonclient.grpc import (
 )
 from tritonclient.utils import InferenceServerException
 
+from runtime.logging import get_logger
 from services.inference.deadlines import (
     InFlightSlots,
     deadline_within,
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
     from proto.inference import Sampling
 
 __all__ = ["TritonModels"]
+
+_log = get_logger(__name__)
 
 _T = TypeVar("_T")
 
@@ -140,7 +143,9 @@ class TritonModels:
     async def _load_display_name(self, role: str, name: str) -> None:
         try:
             config = await self._client.get_model_config(name, client_timeout=self._settings.ready_timeout_s)
-        except (InferenceServerException, grpc.RpcError, OSError):
+        except (InferenceServerException, grpc.RpcError, OSError) as exc:
+            # Read again on the next readiness probe or embed; until then the model has no name to give.
+            _log.warning("could not read the model's config", model=name, error=repr(exc))
             return
         parameter = config.config.parameters.get("display_name")
         self._display_names[role] = parameter.string_value if parameter and parameter.string_value else name
