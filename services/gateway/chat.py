@@ -11,9 +11,9 @@ from faststream.nats import NatsBroker
 
 from proto.chat import ChatAnswer, ChatRequest
 from proto.inference import GenerateResult, TokenChunk
+from runtime.errors import DeadlineExceeded, TooLarge
 from runtime.logging import bind_request, get_logger
 from services.gateway.context import gather_context
-from services.gateway.errors import ChatTimeout, PromptTooLarge
 from services.gateway.generation import stream_generation
 from services.gateway.prompt import fit_prompt, recent_history
 from services.gateway.settings import GatewaySettings
@@ -38,7 +38,7 @@ class ChatService:
         """Yield the answer's chunks as they come, then the whole `ChatAnswer`."""
         settings = self._settings
         if len(request.prompt) > settings.max_prompt_chars:
-            raise PromptTooLarge(
+            raise TooLarge(
                 f"prompt has {len(request.prompt)} characters, the limit is {settings.max_prompt_chars}"
             )
         chat_id = request_id or uuid.uuid4().hex
@@ -60,7 +60,7 @@ class ChatService:
             context.keep(kept, limit)
             remaining_s = deadline - loop.time()
             if remaining_s <= 0:
-                raise ChatTimeout(
+                raise DeadlineExceeded(
                     f"no answer within {settings.chat_timeout_s:.0f} s: reading the context took it all"
                 )
             generation = stream_generation(

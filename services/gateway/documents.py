@@ -45,9 +45,9 @@ from proto.documents import (
 from proto.streams import INGEST_STREAM_CONFIG
 from proto.subjects import DOCUMENT_DELETE, DOCUMENTS_BUCKET, DOCUMENTS_OBJECTS, INGEST, RETRIEVE
 from runtime.bus import request as bus_request
+from runtime.errors import NotFound, Unavailable
 from runtime.jetstream import current_values, ensure_stream, open_key_value, open_object_store
 from runtime.logging import get_logger
-from services.gateway.errors import DocumentNotFound, UpstreamUnavailable
 
 __all__ = ["DocumentService", "Upload", "read_entry", "submit_upload"]
 
@@ -100,12 +100,12 @@ async def submit_upload(
     except KeyWrongLastSequenceError:  # the same file, uploaded at the same moment, queued it
         twin, _ = await read_entry(states, document_id, timeout_s=timeout_s)
         if twin is None:
-            raise DocumentNotFound(f"no document {document_id}") from None
+            raise NotFound(f"no document {document_id}") from None
         return twin, False
     except (NatsError, TimeoutError) as exc:
         if queued is not None:
             await _unqueue(states, status, queued, exc, timeout_s=timeout_s)
-        raise UpstreamUnavailable(f"could not store the upload ({type(exc).__name__})") from exc
+        raise Unavailable(f"could not store the upload ({type(exc).__name__})") from exc
     _log.info("document queued", document_id=document_id, size=len(upload.data))
     return status, True
 
@@ -167,7 +167,7 @@ async def read_entry(
     except KeyNotFoundError:  # also a deleted one
         return None, None
     except (NatsError, TimeoutError) as exc:
-        raise UpstreamUnavailable(f"could not read document state ({type(exc).__name__})") from exc
+        raise Unavailable(f"could not read document state ({type(exc).__name__})") from exc
     return _decoded(entry.value, document_id), entry.revision
 
 
@@ -186,11 +186,11 @@ class DocumentService:
         return await submit_upload(js, states, objects, upload, timeout_s=self._timeout_s)
 
     async def status(self, document_id: str) -> DocumentStatus:
-        """A document's state, or `DocumentNotFound`."""
+        """A document's state, or `NotFound`."""
         _, states, _ = await self._buckets()
         status, _ = await read_entry(states, document_id, timeout_s=self._timeout_s)
         if status is None:
-            raise DocumentNotFound(f"no document {document_id}")
+            raise NotFound(f"no document {document_id}")
         return status
 
     async def all(self, scope: str) -> list[DocumentStatus]:
@@ -208,7 +208,7 @@ class DocumentService:
                     values = await current_values(js, DOCUMENTS_BUCKET, keys, timeout_s=self._timeout_s)
                     found.extend(s for key, value in values if (s := _decoded(value, key)) is not None)
         except (NatsError, TimeoutError) as exc:
-            raise UpstreamUnavailable(f"could not list documents ({type(exc).__name__})") from exc
+            raise Unavailable(f"could not list documents ({type(exc).__name__})") from exc
         return sorted(found, key=lambda s: s.created_at, reverse=True)
 
     async def delete(self, status: DocumentStatus) -> DocumentDeleted:
@@ -241,7 +241,7 @@ class DocumentService:
                 )
                 objects = await open_object_store(js, DOCUMENTS_OBJECTS)
         except (NatsError, TimeoutError) as exc:
-            raise UpstreamUnavailable(f"document storage unavailable ({type(exc).__name__})") from exc
+            raise Unavailable(f"document storage unavailable ({type(exc).__name__})") from exc
         return js, states, objects
 
 

@@ -1,8 +1,10 @@
 """Gateway errors, and the one table from an `ErrorCode` to an HTTP status and an OpenAI error.
 
-Every error a route raises is a `ServiceError` (the gateway's own below, or a
-`runtime.bus.BusError` from a service it asked); its code alone decides the
-status, here, for the REST, OpenAI and WebSocket routes alike.
+Every error a route raises is a `ServiceError`: one of `runtime.errors`
+(`BadRequest`, `NotFound`, `TooLarge`, `Unavailable`, `DeadlineExceeded`), a
+`runtime.bus.BusError` from a service it asked, or one of the gateway's own
+below; its code alone decides the status, here, for the REST, OpenAI and
+WebSocket routes alike.
 """
 
 from __future__ import annotations
@@ -12,19 +14,9 @@ from runtime.errors import ServiceError
 
 __all__ = [
     "HTTP_STATUS",
-    "BadInput",
-    "ChatTimeout",
-    "DocumentNotFound",
-    "GatewayError",
-    "InvalidJob",
     "ItemNotReady",
-    "JobNotFound",
-    "PromptTooLarge",
     "RateLimited",
-    "TooManyItems",
     "UnsupportedDocumentType",
-    "UpstreamUnavailable",
-    "UploadTooLarge",
     "error_body",
     "http_status",
     "openai_error_body",
@@ -64,53 +56,13 @@ def openai_error_body(
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
-class GatewayError(ServiceError):
-    """Root of the gateway's own errors."""
-
-
-class PromptTooLarge(GatewayError):
-    """The prompt is over `GATEWAY_MAX_PROMPT_CHARS`."""
-
-    code = ErrorCode.TOO_LARGE
-
-
-class UpstreamUnavailable(GatewayError):
-    """A service the request cannot do without (inference) did not answer."""
-
-    code = ErrorCode.UNAVAILABLE
-
-
-class ChatTimeout(GatewayError):
-    """The answer did not finish within the chat deadline."""
-
-    code = ErrorCode.TIMEOUT
-
-
-class UploadTooLarge(GatewayError):
-    """An uploaded file is over `GATEWAY_MAX_UPLOAD_BYTES`."""
-
-    code = ErrorCode.TOO_LARGE
-
-
-class UnsupportedDocumentType(GatewayError):
+class UnsupportedDocumentType(ServiceError):
     """An uploaded file is not PDF, DOCX, HTML, Markdown or plain text."""
 
     code = ErrorCode.UNSUPPORTED_TYPE
 
 
-class BadInput(GatewayError):
-    """Input the gateway cannot take (an empty file, a query over its limit)."""
-
-    code = ErrorCode.BAD_REQUEST
-
-
-class DocumentNotFound(GatewayError):
-    """No document with this id is visible to the caller."""
-
-    code = ErrorCode.NOT_FOUND
-
-
-class RateLimited(GatewayError):
+class RateLimited(ServiceError):
     """The caller's key used up its requests of this minute."""
 
     code = ErrorCode.RATE_LIMITED
@@ -120,25 +72,7 @@ class RateLimited(GatewayError):
         self.retry_after_s = retry_after_s
 
 
-class JobNotFound(GatewayError):
-    """No job (or no item) by that id."""
-
-    code = ErrorCode.NOT_FOUND
-
-
-class InvalidJob(GatewayError):
-    """The job cannot be accepted as it is."""
-
-    code = ErrorCode.BAD_REQUEST
-
-
-class TooManyItems(GatewayError):
-    """More items, or a longer prompt, than the limits allow."""
-
-    code = ErrorCode.TOO_LARGE
-
-
-class ItemNotReady(GatewayError):
-    """The item has no result (yet, or ever: it failed)."""
+class ItemNotReady(ServiceError):
+    """The job item has no result (yet, or ever: it failed)."""
 
     code = ErrorCode.NOT_READY

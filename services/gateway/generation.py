@@ -33,8 +33,8 @@ from proto.inference import (
 from proto.subjects import GENERATE, GENERATE_CANCEL, stream_subject
 from runtime.bus import BusError
 from runtime.bus import request as bus_request
+from runtime.errors import DeadlineExceeded, ServiceError, Unavailable
 from runtime.logging import get_logger
-from services.gateway.errors import ChatTimeout, GatewayError, UpstreamUnavailable
 
 __all__ = ["stream_generation"]
 
@@ -85,7 +85,7 @@ async def stream_generation(
                 yield event
                 return
             if event.seq != expected_seq:
-                raise GatewayError(f"stream out of order: chunk {event.seq}, expected {expected_seq}")
+                raise ServiceError(f"stream out of order: chunk {event.seq}, expected {expected_seq}")
             expected_seq += 1
             yield event
     finally:
@@ -105,19 +105,19 @@ async def _next_chunk(
     while True:
         now = loop.time()
         if now >= deadline:
-            raise ChatTimeout(f"no answer within {timeout_s:.0f} s")
+            raise DeadlineExceeded(f"no answer within {timeout_s:.0f} s")
         if now >= quiet_until:
-            raise UpstreamUnavailable(f"inference stopped streaming: no chunk for {idle_timeout_s:.0f} s")
+            raise Unavailable(f"inference stopped streaming: no chunk for {idle_timeout_s:.0f} s")
         try:
             wait_s = min(deadline, quiet_until, now + _CONNECTION_CHECK_S) - now
             message = await subscription.next_msg(timeout=wait_s)
         except NatsTimeoutError:
             # Nothing buffered (what arrived before a disconnect is read first): is the bus there?
             if not broker.connection.is_connected:
-                raise UpstreamUnavailable("the bus connection was lost mid-answer") from None
+                raise Unavailable("the bus connection was lost mid-answer") from None
             continue  # check the deadlines and the connection again
         except NatsError as exc:  # the connection closed for good
-            raise UpstreamUnavailable(f"the bus connection closed ({type(exc).__name__})") from exc
+            raise Unavailable(f"the bus connection closed ({type(exc).__name__})") from exc
         return bytes(message.data)
 
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from proto.jobs import TERMINAL_STATES, JobProgress, JobState, JobStatus
+from runtime.errors import NotFound, Unavailable
 from runtime.kv import TooManyConflicts, change_value, read_value
-from services.gateway.errors import JobNotFound, UpstreamUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -54,13 +54,13 @@ async def change_status(
 ) -> JobStatus:
     """Apply `change` by compare-and-set, retried up to `attempts` times; the status now."""
     if not is_job_id(job_id):
-        raise JobNotFound(f"no job {job_id!r}")
+        raise NotFound(f"no job {job_id!r}")
     try:
         outcome = await change_value(bucket, job_id, JobStatus, change, attempts=attempts)
     except TooManyConflicts as exc:
-        raise UpstreamUnavailable(f"job {job_id}: too many concurrent updates, try again") from exc
+        raise Unavailable(f"job {job_id}: too many concurrent updates, try again") from exc
     if outcome is None:
-        raise JobNotFound(f"no job {job_id!r}")
+        raise NotFound(f"no job {job_id!r}")
     return outcome.value
 
 

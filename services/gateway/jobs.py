@@ -40,16 +40,11 @@ from proto.subjects import (
     job_events_subject,
     job_items_subject,
 )
+from runtime.errors import BadRequest, NotFound, TooLarge, Unavailable
 from runtime.jetstream import ensure_stream, open_key_value, open_object_store
 from runtime.logging import get_logger
 from runtime.settings import load_settings
-from services.gateway.errors import (
-    InvalidJob,
-    ItemNotReady,
-    JobNotFound,
-    TooManyItems,
-    UpstreamUnavailable,
-)
+from services.gateway.errors import ItemNotReady
 from services.gateway.job_results import finished_results, read_result
 from services.gateway.job_state import (
     change_status,
@@ -143,21 +138,21 @@ class JobDoor:
             reason = f"could not queue the items: {type(exc).__name__}"
             await self._change(job_id, lambda s: mark_failed(s, reason))
             await b.js.purge_stream(JOBS_STREAM, subject=job_items_subject(job_id))
-            raise UpstreamUnavailable("the job queue is unavailable; try again later") from exc
+            raise Unavailable("the job queue is unavailable; try again later") from exc
         now_status = await self._change(job_id, mark_queued_all)
         _log.info("job submitted", job_id=job_id, kind=kind, items=len(prompts))
         return JobSubmitted(job_id=job_id, kind=kind, total=len(prompts), state=now_status.state)
 
     async def status(self, job_id: str, owner: str) -> JobStatus:
-        """The job's status; JobNotFound when there is none, or it is another tenant's."""
+        """The job's status; NotFound when there is none, or it is another tenant's."""
         found = await self._entry(job_id)
         if found is None or (found[0].owner or OPEN_SCOPE) != owner:
-            raise JobNotFound(f"no job {job_id!r}")
+            raise NotFound(f"no job {job_id!r}")
         return found[0]
 
     async def cancel(self, job_id: str, owner: str) -> JobStatus:
         """Cancel the job: its queued items are dropped; a finished job stays as it is."""
-        await self.status(job_id, owner)  # JobNotFound for another tenant's job
+        await self.status(job_id, owner)  # NotFound for another tenant's job
         status = await self._change(job_id, mark_cancelled)
         if status.state == JobState.CANCELLED:
             b = await self._ready()
@@ -170,7 +165,7 @@ class JobDoor:
         """One item's result and its content type."""
         status = await self.status(job_id, owner)
         if not 0 <= item < status.total:
-            raise JobNotFound(f"job {job_id} has items 0 to {status.total - 1}")
+            raise NotFound(f"job {job_id} has items 0 to {status.total - 1}")
         for failure in status.failures:
             if failure.item == item:
                 raise ItemNotReady(f"item {item} failed: {failure.reason}")
@@ -214,15 +209,15 @@ class JobDoor:
     def _check(self, kind: JobKind, prompts: list[str]) -> None:
         s = self._settings
         if not prompts:
-            raise InvalidJob("a job needs at least one item")
+            raise BadRequest("a job needs at least one item")
         if len(prompts) > s.max_items:
-            raise TooManyItems(f"a job holds at most {s.max_items} items, this one has {len(prompts)}")
+            raise TooLarge(f"a job holds at most {s.max_items} items, this one has {len(prompts)}")
         limit = s.max_image_prompt_chars if kind == JobKind.IMAGE else s.max_prompt_chars
         for n, prompt in enumerate(prompts):
             if not prompt.strip():
-                raise InvalidJob(f"item {n} is empty")
+                raise BadRequest(f"item {n} is empty")
             if len(prompt) > limit:
-                raise TooManyItems(f"item {n} has {len(prompt)} characters, the limit is {limit}")
+                raise TooLarge(f"item {n} has {len(prompt)} characters, the limit is {limit}")
 
     async def _publish_items(
         self, js: JetStreamContext, job_id: str, kind: JobKind, prompts: list[str], options: JobOptions

@@ -14,8 +14,9 @@ from litestar.handlers.base import BaseRouteHandler
 from nats.errors import Error as NatsError
 from nats.js.api import KeyValueConfig, StorageType
 
+from runtime.errors import Unavailable
 from runtime.jetstream import open_key_value
-from services.gateway.errors import RateLimited, UpstreamUnavailable
+from services.gateway.errors import RateLimited
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.ratelimit import WINDOW_S, RateLimiter
 from services.gateway.settings import GatewaySettings
@@ -90,4 +91,4 @@ class RateLimitGuard:
             raise
         except (NatsError, TimeoutError) as exc:
             self._metrics.upstream_errors.labels(service="nats").inc()
-            raise UpstreamUnavailable(f"rate limiter unavailable ({type(exc).__name__})") from exc
+            raise Unavailable(f"rate limiter unavailable ({type(exc).__name__})") from exc

@@ -19,7 +19,8 @@ import msgspec
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from services.gateway.errors import RateLimited, UpstreamUnavailable
+from runtime.errors import Unavailable
+from services.gateway.errors import RateLimited
 
 __all__ = ["RateLimiter", "WINDOW_S", "client_key"]
 
@@ -79,7 +80,7 @@ class RateLimiter:
                 return self._limit - window.count
             except KeyWrongLastSequenceError:
                 continue  # another replica changed the window first: read it again
-        raise UpstreamUnavailable(
+        raise Unavailable(
             f"rate limiter: the window of this key changed {self._max_attempts} times during one check"
         )
 

@@ -30,7 +30,7 @@ from runtime.errors import ServiceError
 from services.gateway.api.chat import ChatBody
 from services.gateway.api.streaming import relay
 from services.gateway.chat import ChatService
-from services.gateway.errors import GatewayError, RateLimited, error_body
+from services.gateway.errors import RateLimited, error_body
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.middleware import chat_id_for
 from services.gateway.protection import RateLimitGuard, tenant_of
@@ -98,7 +98,7 @@ async def _admitted(socket: WebSocket, rate_limit: RateLimitGuard) -> bool:  # t
             {"type": "error", "code": exc.code, "detail": exc.detail, "retry_after_s": exc.retry_after_s}
         )
         return False
-    except GatewayError as exc:  # the limiter's bucket is unreachable
+    except ServiceError as exc:  # the limiter's bucket is unreachable
         await _send_error(socket, exc.code, exc.detail)
         return False
     return True

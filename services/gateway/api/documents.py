@@ -17,8 +17,8 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 
 from proto.documents import DocumentState, DocumentStatus
+from runtime.errors import BadRequest, NotFound, TooLarge
 from services.gateway.documents import DocumentService, Upload
-from services.gateway.errors import BadInput, DocumentNotFound, UploadTooLarge
 from services.gateway.filetypes import detect_content_type
 from services.gateway.protection import tenant_of
 from services.gateway.settings import GatewaySettings
@@ -90,10 +90,10 @@ def _view(status: DocumentStatus, tenant: Tenant) -> DocumentView | None:
 
 async def _owned(documents: DocumentService, document_id: str, tenant: Tenant) -> DocumentStatus:
     if not _DOCUMENT_ID_RE.match(document_id):
-        raise DocumentNotFound(f"no document {document_id[:64]!r}")
+        raise NotFound(f"no document {document_id[:64]!r}")
     status = await documents.status(document_id)
     if tenant.client_name(status.collection) is None:
-        raise DocumentNotFound(f"no document {document_id}")
+        raise NotFound(f"no document {document_id}")
     return status
 
 
@@ -127,17 +127,17 @@ async def upload_document(
 
 
 async def _read_upload(data: UploadForm, max_bytes: int) -> tuple[bytes, str]:
-    """The uploaded bytes and a safe file name; `BadInput` or `UploadTooLarge` if unusable."""
+    """The uploaded bytes and a safe file name; `BadRequest` or `TooLarge` if unusable."""
     if not isinstance(data.collection, str) or not _COLLECTION_RE.match(data.collection):
-        raise BadInput(f"collection must match {COLLECTION_PATTERN}")
+        raise BadRequest(f"collection must match {COLLECTION_PATTERN}")
     if not isinstance(data.file, UploadFile):
-        raise BadInput("send the file as the multipart field 'file'")
+        raise BadRequest("send the file as the multipart field 'file'")
     content = await data.file.read(max_bytes + 1)
     file_name = (data.file.filename or "upload").replace("/", "_")[:_MAX_FILE_NAME_CHARS]
     if len(content) > max_bytes:
-        raise UploadTooLarge(f"{file_name!r} is over the upload limit of {max_bytes} bytes")
+        raise TooLarge(f"{file_name!r} is over the upload limit of {max_bytes} bytes")
     if not content:
-        raise BadInput(f"{file_name!r} is empty")
+        raise BadRequest(f"{file_name!r} is empty")
     return content, file_name
 
 

@@ -18,7 +18,7 @@ from litestar import Request, Response, Router, WebSocket, delete, get, post, we
 from litestar.response import Stream
 
 from proto.jobs import ItemFailure, JobKind, JobOptions, JobState, JobStatus, JobSubmitted
-from services.gateway.errors import JobNotFound
+from runtime.errors import NotFound
 from services.gateway.jobs import JobApiSettings, JobDoor
 from services.gateway.protection import tenant_of
 
@@ -129,7 +129,7 @@ async def job_events(socket: WebSocket[Any, Any, Any], job_id: str, job_door: Jo
     try:
         async for event in job_door.events(job_id, tenant_of(socket).scope):
             await socket.send_json(msgspec.to_builtins(event))
-    except JobNotFound as exc:
+    except NotFound as exc:
         await socket.close(code=_WS_NO_SUCH_JOB, reason=exc.detail[:120])
         return
     await socket.close()

@@ -8,8 +8,8 @@ import msgspec
 from litestar import Request, Router, post
 
 from proto.context import RetrieveRequest
+from runtime.errors import BadRequest
 from services.gateway.documents import DocumentService
-from services.gateway.errors import BadInput
 from services.gateway.protection import tenant_of
 from services.gateway.settings import GatewaySettings
 from services.gateway.tenancy import COLLECTION_PATTERN
@@ -63,7 +63,7 @@ async def search(
 ) -> SearchResults:
     """Ranked passages of the collection's documents, with document id, file name, score and text."""
     if len(data.query) > settings.max_query_chars:
-        raise BadInput(f"query has {len(data.query)} characters, the limit is {settings.max_query_chars}")
+        raise BadRequest(f"query has {len(data.query)} characters, the limit is {settings.max_query_chars}")
     retrieve = RetrieveRequest(
         query=data.query,
         collection=tenant_of(request).collection(data.collection),

@@ -22,8 +22,8 @@ from proto.common import encode
 from proto.documents import OPEN_SCOPE, DocumentState, document_id_for
 from proto.subjects import INGEST_STREAM
 from runtime.bus import make_broker
+from runtime.errors import Unavailable
 from services.gateway.documents import DocumentService, Upload
-from services.gateway.errors import UpstreamUnavailable
 from services.gateway.tenancy import Tenant
 
 
@@ -76,7 +76,7 @@ async def test_an_upload_whose_message_cannot_be_published_ends_failed_not_queue
     await rig.documents.store(_upload("A first upload opens the buckets and the stream."))
     await rig.js.delete_stream(INGEST_STREAM)  # publishing now fails: no stream takes the subject
     upload = _upload()
-    with pytest.raises(UpstreamUnavailable):
+    with pytest.raises(Unavailable):
         await rig.documents.store(upload)
     document_id = document_id_for(upload.collection, hashlib.sha256(upload.data).hexdigest())
     status = await rig.documents.status(document_id)

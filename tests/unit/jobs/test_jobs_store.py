@@ -18,7 +18,7 @@ from proto.documents import OPEN_SCOPE
 from proto.jobs import JobKind, JobOptions, JobState, JobStatus
 from proto.subjects import JOB_RESULTS_OBJECTS, JOBS_STREAM, job_items_subject
 from runtime.bus import make_broker
-from services.gateway.errors import InvalidJob, JobNotFound, TooManyItems
+from runtime.errors import BadRequest, NotFound, TooLarge
 from services.gateway.jobs import JobApiSettings, JobDoor
 from services.inference.jobs.store import JobStore
 from services.inference.jobs.transitions import record_done
@@ -107,15 +107,15 @@ async def test_cancel_drops_the_queued_items_and_is_idempotent(broker: NatsBroke
 
 async def test_bad_submissions_are_refused_with_a_reason(broker: NatsBroker) -> None:
     door = JobDoor(broker, JobApiSettings(max_items=3, max_image_prompt_chars=10))
-    with pytest.raises(TooManyItems, match="at most 3 items"):
+    with pytest.raises(TooLarge, match="at most 3 items"):
         await door.submit(JobKind.TEXT, ["a?"] * 4, JobOptions(), owner=OPEN_SCOPE)
-    with pytest.raises(InvalidJob, match="item 1 is empty"):
+    with pytest.raises(BadRequest, match="item 1 is empty"):
         await door.submit(JobKind.TEXT, ["a?", "  "], JobOptions(), owner=OPEN_SCOPE)
-    with pytest.raises(TooManyItems, match="limit is 10"):
+    with pytest.raises(TooLarge, match="limit is 10"):
         await door.submit(JobKind.IMAGE, ["a very long picture prompt"], JobOptions(), owner=OPEN_SCOPE)
-    with pytest.raises(JobNotFound):
+    with pytest.raises(NotFound):
         await door.status("not-a-job-id", OPEN_SCOPE)
-    with pytest.raises(JobNotFound):
+    with pytest.raises(NotFound):
         await door.status(uuid.uuid4().hex, OPEN_SCOPE)
 
 
@@ -124,10 +124,10 @@ async def test_a_job_is_found_by_its_owner_only(broker: NatsBroker) -> None:
     mine = await door.submit(JobKind.TEXT, ["a?"], JobOptions(), owner="k0123456789ab")
     assert (await door.status(mine.job_id, "k0123456789ab")).owner == "k0123456789ab"
     for wrong in (OPEN_SCOPE, "kba9876543210"):
-        with pytest.raises(JobNotFound):
+        with pytest.raises(NotFound):
             await door.status(mine.job_id, wrong)
-        with pytest.raises(JobNotFound):
+        with pytest.raises(NotFound):
             await door.cancel(mine.job_id, wrong)
-        with pytest.raises(JobNotFound):
+        with pytest.raises(NotFound):
             await door.item(mine.job_id, 0, wrong)
     assert (await door.status(mine.job_id, "k0123456789ab")).state != JobState.CANCELLED
