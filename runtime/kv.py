@@ -1,4 +1,5 @@
-"""Compare-and-set on one key of a JetStream key-value bucket: the only way shared records change.
+"""Compare-and-set on one key of a JetStream key-value bucket: how job states and rate-limit
+windows change.
 
 A change reads the key's value and revision, computes the new value with a
 pure function of the current one, and writes it only over the revision it
@@ -12,6 +13,10 @@ What the record means, what "no such key" means to a caller and how running
 out of attempts is reported to a user belong to the owning service: this
 module says what happened (`None` for an absent key, `TooManyConflicts`,
 `UnreadableValue`) and the service maps it.
+
+rag's collection-model records (`services/rag/collection_models.py`) keep a
+loop of their own: their decision awaits the store (does the collection hold
+chunks?) and an unreadable record is overwritten rather than refused.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ __all__ = [
     "UnreadableValue",
     "change_value",
     "read_value",
+    "upsert_value",
 ]
 
 _log = get_logger(__name__)
@@ -108,19 +114,54 @@ async def change_value(
     (nothing written); `TooManyConflicts` when every attempt lost the race;
     `UnreadableValue` as `read_value`.
     """
+    found, new = await _compare_and_set(
+        bucket, key, value_type, lambda current: None if current is None else change(current), attempts
+    )
+    if new is not None:
+        return Changed(new, changed=True)
+    return None if found is None else Changed(found.value, changed=False)
+
+
+async def upsert_value(
+    bucket: KeyValue,
+    key: str,
+    value_type: type[ValueT],
+    change: Callable[[ValueT | None], ValueT],
+    *,
+    attempts: int,
+) -> ValueT:
+    """Write `change(current)` by compare-and-set, creating the key when absent (`current` None).
+
+    The value written; `TooManyConflicts` and `UnreadableValue` as `change_value`. An
+    exception `change` raises (a refusal) ends the change with nothing written.
+    """
+    _, new = await _compare_and_set(bucket, key, value_type, change, attempts)
+    assert new is not None, "an upsert always writes"
+    return new
+
+
+async def _compare_and_set(
+    bucket: KeyValue,
+    key: str,
+    value_type: type[ValueT],
+    change: Callable[[ValueT | None], ValueT | None],
+    attempts: int,
+) -> tuple[Entry[ValueT] | None, ValueT | None]:
+    """What was read last, and what was written over it (None: nothing to write)."""
     for _ in range(attempts):
         found = await read_value(bucket, key, value_type)
-        if found is None:
-            return None
-        new = change(found.value)
+        new = change(None if found is None else found.value)
         if new is None:
-            return Changed(found.value, changed=False)
+            return found, None
         try:
-            await bucket.update(key, msgspec.json.encode(new), last=found.revision)
+            if found is None:  # absent, deleted or purged: create it, or lose to another creator
+                await bucket.create(key, msgspec.json.encode(new))
+            else:
+                await bucket.update(key, msgspec.json.encode(new), last=found.revision)
         except KeyWrongLastSequenceError:
             # Another writer won: let this process's other tasks (often the other writers
             # of this very key) run once before reading again.
             await asyncio.sleep(0)
             continue
-        return Changed(new, changed=True)
+        return found, new
     raise TooManyConflicts(f"key {key!r}: {attempts} writes in a row lost the race")

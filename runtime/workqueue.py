@@ -13,11 +13,10 @@ stops pulling, gives the messages being worked `grace_s` to finish, then
 cancels the rest; a handler that must hand its message back at once catches
 the cancellation and naks.
 
-Used by the rag ingest consumer and the batch-job worker. Both used to pull
-differently: the job worker had a loop of its own, rag used FastStream's pull
-subscriber (`pull_sub=PullSub(...)`, `max_workers=`). This loop, not
-FastStream's, is the one copy, because FastStream's cannot keep what the job
-worker promises (see services/inference/jobs/README.md):
+Used by the rag ingest consumer and the batch-job worker. It is this loop and
+not FastStream's pull subscriber (`pull_sub=PullSub(...)`, `max_workers=`),
+because FastStream's cannot keep what the job worker promises (see
+services/inference/jobs/README.md):
 
 - with `max_workers`, it fetches the next message while every worker is busy
   and holds it, unacked and without in-progress acks, until one is free. The

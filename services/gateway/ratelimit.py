@@ -1,9 +1,9 @@
 """Per-key rate limits that hold exactly across gateway replicas.
 
 Each key's window lives in a NATS key-value bucket shared by every replica
-and is changed only by compare-and-set (`create`, or `update` with the
-revision read), so two replicas can never both spend the last request of a
-window: the loser of a race re-reads and decides again. A window is a
+and is changed only by compare-and-set (`runtime.kv.upsert_value`), so two
+replicas can never both spend the last request of a window: the loser of a
+race re-reads and decides again. A window is a
 fixed minute that starts with the key's first request after the previous
 window ended, so a burst is never split across two windows.
 """
@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from runtime.errors import Unavailable
+from runtime.kv import TooManyConflicts, upsert_value
 from services.gateway.errors import RateLimited
 
 __all__ = ["RateLimiter", "WINDOW_S", "client_key"]
@@ -54,41 +54,30 @@ class RateLimiter:
 
         Returns how many requests are left in the window.
         """
-        key = client_key(client)
-        for _ in range(self._max_attempts):
-            now = self._clock()
-            try:
-                entry = await self._bucket.get(key)
-            except KeyNotFoundError:  # includes deleted and expired keys
-                entry = None
-            try:
-                if entry is None or not entry.value:
-                    await self._bucket.create(key, _encode(_Window(now, 1)))
-                    return self._limit - 1
-                window = msgspec.json.decode(entry.value, type=_Window)
-                if now >= window.start + WINDOW_S:
-                    window = _Window(now, 1)
-                elif window.count >= self._limit:
-                    retry_after = max(1, math.ceil(window.start + WINDOW_S - now))
-                    raise RateLimited(
-                        f"rate limit of {self._limit} requests a minute reached; retry in {retry_after} s",
-                        retry_after_s=retry_after,
-                    )
-                else:
-                    window = _Window(window.start, window.count + 1)
-                await self._bucket.update(key, _encode(window), last=entry.revision)
-                return self._limit - window.count
-            except KeyWrongLastSequenceError:
-                continue  # another replica changed the window first: read it again
-        raise Unavailable(
-            f"rate limiter: the window of this key changed {self._max_attempts} times during one check"
-        )
+        try:
+            window = await upsert_value(
+                self._bucket, client_key(client), _Window, self._one_more, attempts=self._max_attempts
+            )
+        except TooManyConflicts:
+            raise Unavailable(
+                f"rate limiter: the window of this key changed {self._max_attempts} times during one check"
+            ) from None
+        return self._limit - window.count
+
+    def _one_more(self, window: _Window | None) -> _Window:
+        """The key's window with one more request (a new window when none is open); `RateLimited` if full."""
+        now = self._clock()  # read again on every attempt: a retry may open the next window
+        if window is None or now >= window.start + WINDOW_S:
+            return _Window(now, 1)
+        if window.count >= self._limit:
+            retry_after = max(1, math.ceil(window.start + WINDOW_S - now))
+            raise RateLimited(
+                f"rate limit of {self._limit} requests a minute reached; retry in {retry_after} s",
+                retry_after_s=retry_after,
+            )
+        return _Window(window.start, window.count + 1)
 
 
 def client_key(client: str) -> str:
     """A key-value key for a client id (an API key id or an address)."""
     return "c." + (_UNSAFE_KEY_CHARS.sub("_", client) or "_")
-
-
-def _encode(window: _Window) -> bytes:
-    return msgspec.json.encode(window)

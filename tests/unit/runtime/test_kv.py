@@ -14,7 +14,7 @@ from nats.js.kv import KeyValue
 from structlog.testing import capture_logs
 
 from deploy.cluster import NatsServer
-from runtime.kv import Changed, TooManyConflicts, UnreadableValue, change_value, read_value
+from runtime.kv import Changed, TooManyConflicts, UnreadableValue, change_value, read_value, upsert_value
 
 
 class Tally(msgspec.Struct, frozen=True):
@@ -99,3 +99,37 @@ async def test_an_unreadable_value_is_logged_and_raised(buckets: list[KeyValue])
     assert "tallies/t" in raised.value.detail
     assert [(log["event"], log["key"]) for log in logs] == [("unreadable key-value record", "t")]
     assert (await buckets[0].get("t")).value == b"not json"  # nothing written over it
+
+
+async def test_concurrent_upserts_of_an_absent_key_create_it_once_and_lose_none(
+    buckets: list[KeyValue],
+) -> None:
+    async def add(n: int) -> Tally:
+        def change(tally: Tally | None) -> Tally:
+            return Tally(seen=(*(tally.seen if tally else ()), n))
+
+        return await upsert_value(buckets[n % 2], "new", Tally, change, attempts=200)
+
+    await asyncio.gather(*(add(n) for n in range(30)))
+    found = await read_value(buckets[0], "new", Tally)
+    assert found is not None
+    assert sorted(found.value.seen) == list(range(30))
+    assert found.revision == 30  # one create among the racers, then one write per upsert
+
+
+async def test_an_upsert_recreates_a_deleted_key_and_a_refusal_writes_nothing(
+    buckets: list[KeyValue],
+) -> None:
+    await buckets[0].create("gone", msgspec.json.encode(Tally(seen=(1,))))
+    await buckets[0].delete("gone")
+    assert await upsert_value(buckets[0], "gone", Tally, lambda t: Tally(seen=(2,)), attempts=3) == Tally(
+        seen=(2,)
+    )
+
+    def refuse(tally: Tally | None) -> Tally:
+        raise LookupError("full")
+
+    with pytest.raises(LookupError):
+        await upsert_value(buckets[0], "gone", Tally, refuse, attempts=3)
+    found = await read_value(buckets[0], "gone", Tally)
+    assert found is not None and found.value == Tally(seen=(2,))
